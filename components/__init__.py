@@ -1,0 +1,1 @@
+"""The pipeline's components and the modules they are built from."""

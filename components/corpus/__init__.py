@@ -1,0 +1,1 @@
+"""OpenSLR-83 corpus reading: index, labels, speaker split and quarantine."""

@@ -1,0 +1,1 @@
+"""The Beam embedding component: audio clips to per-patch YAMNet tf.Examples."""

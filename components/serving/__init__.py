@@ -1,0 +1,1 @@
+"""TF-Serving-compatible local gRPC server and the prediction client."""

@@ -1,0 +1,1 @@
+"""The accent classifier: features, model, run_fn and serving signatures."""

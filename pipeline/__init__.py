@@ -1,0 +1,1 @@
+"""The accent-recognition TFX pipeline: configuration, wiring, runners and command line."""

@@ -1,0 +1,76 @@
+"""Every setting of the accent pipeline, in one place.
+
+The command line (``pipeline/cli.py``) takes its defaults from here and is the
+only place that overrides them. Components never read these constants
+directly: the runners pass them in as component parameters, so that a
+compiled Kubeflow pipeline carries the values it was compiled with.
+"""
+
+from __future__ import annotations
+
+import os
+
+from components import features
+
+# Name of the pipeline in ML Metadata and in Kubeflow.
+PIPELINE_NAME = "accent-recognition"
+
+# YAMNet handle: a TF Hub or Kaggle URL, a local SavedModel directory, or "offline".
+YAMNET_HANDLE = "https://tfhub.dev/google/yamnet/1"
+
+# Seed of the offline (untrained, calibrated) YAMNet weights.
+OFFLINE_YAMNET_SEED = 0
+
+# Label vocabulary, in label-id order; the last class is for non-speech patches.
+CLASS_NAMES: tuple[str, ...] = features.DEFAULT_CLASS_NAMES
+
+# Filename prefix of each accent, mapped to its class name.
+ACCENT_CODES: dict[str, str] = dict(features.ACCENT_CODE_TO_NAME)
+
+# How clips are split into train and eval: "speaker" (disjoint) or "utterance" (the reference's).
+SPLIT_STRATEGY = "speaker"
+
+# Fraction of speakers (or utterances) that go to the eval split.
+EVAL_FRACTION = 0.1
+
+# Seed of the random utterance split; 1337 is the reference example's.
+UTTERANCE_SPLIT_SEED = 1337
+
+# Non-speech rule: "auto", "yamnet", "energy" or "none". "auto" picks "yamnet"
+# for real YAMNet and "energy" for offline weights, whose top class means nothing.
+NON_SPEECH_RULE = "auto"
+
+# Patches quieter than this RMS level (dB relative to full scale) are not speech under "energy".
+ENERGY_THRESHOLD_DBFS = -45.0
+
+# Patches sent to YAMNet in one call, gathered across clips.
+EMBEDDING_BATCH_PATCHES = 512
+
+# A run stops when more than this fraction of the corpus entries is quarantined.
+MAX_BAD_FRACTION = 0.05
+
+# Training: the reference example's hyperparameters.
+EPOCHS = 100
+BATCH_SIZE = 64
+LEARNING_RATE = 1.9644e-5
+
+# Epochs without improvement of validation AUC before training stops.
+EARLY_STOPPING_PATIENCE = 10
+
+# Lower bound on macro one-vs-rest AUC for a model to be blessed (0.85 suits
+# OpenSLR-83 with real YAMNet).
+MIN_AUC = 0.85
+
+# A new model is blessed only if its macro AUC is no more than this below the
+# latest blessed model's.
+MAX_AUC_REGRESSION = 0.0
+
+# Name under which TF Serving serves the model, and its gRPC port.
+SERVING_MODEL_NAME = "accent"
+SERVING_PORT = 8500
+
+# Default Beam arguments for the local DirectRunner.
+LOCAL_BEAM_PIPELINE_ARGS: tuple[str, ...] = (
+    "--direct_running_mode=multi_processing",
+    f"--direct_num_workers={os.cpu_count() or 1}",
+)

@@ -1,0 +1,36 @@
+"""Package definition of the accent-recognition TFX pipeline."""
+
+from setuptools import find_packages, setup
+
+# The stack that resolves on Python 3.10 (see README, "Set-up").
+# tensorflow-hub and tf-keras are pinned in requirements-post.txt: tfx declares
+# tensorflow-hub 0.15, which cannot import on TF 2.16, so they go in a second step.
+INSTALL_REQUIRES = [
+    "tfx[kfp]==1.16.0",
+    "tensorflow==2.16.2",
+    "apache-beam[gcp]==2.59.0",
+    "tensorflow-model-analysis==0.47.1",
+    "tensorflow-io==0.37.1",
+    "tensorflow-serving-api==2.16.1",
+    "kfp==2.5.0",
+    "dill",
+    "h5py",
+    "espeakng-loader",
+]
+
+TEST_REQUIRES = [
+    "pytest",
+    "ruff",
+]
+
+setup(
+    name="accent-pipeline",
+    version="0.1.0",
+    description="TFX pipeline that recognises English accents from speech with YAMNet embeddings.",
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "schemas"]),
+    package_data={"components.yamnet": ["*.csv"], "schemas": ["*.pbtxt"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["accent-pipeline=pipeline.cli:main"]},
+)
