@@ -8,6 +8,7 @@ compiled Kubeflow pipeline carries the values it was compiled with.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from components import features
@@ -74,3 +75,47 @@ LOCAL_BEAM_PIPELINE_ARGS: tuple[str, ...] = (
     "--direct_running_mode=multi_processing",
     f"--direct_num_workers={os.cpu_count() or 1}",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    """The settings of one pipeline run, with this module's constants as defaults.
+
+    The command line builds one from its flags; ``create_pipeline`` reads it.
+    """
+
+    yamnet_handle: str = YAMNET_HANDLE
+    class_names: tuple[str, ...] = CLASS_NAMES
+    accent_codes: dict[str, str] = dataclasses.field(default_factory=lambda: dict(ACCENT_CODES))
+    split_strategy: str = SPLIT_STRATEGY
+    eval_fraction: float = EVAL_FRACTION
+    split_seed: int = UTTERANCE_SPLIT_SEED
+    non_speech_rule: str = NON_SPEECH_RULE
+    energy_threshold_dbfs: float = ENERGY_THRESHOLD_DBFS
+    embedding_batch_patches: int = EMBEDDING_BATCH_PATCHES
+    max_bad_fraction: float = MAX_BAD_FRACTION
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    learning_rate: float = LEARNING_RATE
+    early_stopping_patience: int = EARLY_STOPPING_PATIENCE
+    min_auc: float = MIN_AUC
+    max_auc_regression: float = MAX_AUC_REGRESSION
+    beam_pipeline_args: tuple[str, ...] = LOCAL_BEAM_PIPELINE_ARGS
+
+    def __post_init__(self) -> None:
+        """Checks the values that a typo could make meaningless."""
+        if self.split_strategy not in ("speaker", "utterance"):
+            raise ValueError(f"split_strategy must be 'speaker' or 'utterance', not {self.split_strategy!r}")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction must be between 0 and 1, not {self.eval_fraction}")
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise ValueError(f"max_bad_fraction must be between 0 and 1, not {self.max_bad_fraction}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be positive, not {self.epochs} and {self.batch_size}")
+        if not 0.0 <= self.min_auc <= 1.0:
+            raise ValueError(f"min_auc must be between 0 and 1, not {self.min_auc}")
+        if features.NOT_SPEECH_CLASS_NAME not in self.class_names:
+            raise ValueError(f"class_names must include {features.NOT_SPEECH_CLASS_NAME!r}")
+        missing = sorted(set(self.accent_codes.values()) - set(self.class_names))
+        if missing:
+            raise ValueError(f"accent codes map to classes missing from class_names: {missing}")

@@ -1,0 +1,211 @@
+"""The ``accent-pipeline`` command line: parse, then call the modules that do the work."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pipeline import configs
+
+logger = logging.getLogger("accent-pipeline")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+
+
+def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the flags shared by ``run`` and ``compile-kubeflow``."""
+    parser.add_argument(
+        "--yamnet",
+        default=configs.YAMNET_HANDLE,
+        help="YAMNet handle: TF Hub/Kaggle URL, local SavedModel dir, or 'offline' (untrained; plumbing only)",
+    )
+    parser.add_argument("--epochs", type=int, default=configs.EPOCHS)
+    parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
+    parser.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE)
+    parser.add_argument("--split", choices=("speaker", "utterance"), default=configs.SPLIT_STRATEGY)
+    parser.add_argument("--eval-fraction", type=float, default=configs.EVAL_FRACTION)
+    parser.add_argument(
+        "--min-auc",
+        type=float,
+        default=configs.MIN_AUC,
+        help="Lower bound on macro one-vs-rest AUC for blessing (0.85 suits OpenSLR-83 with real YAMNet)",
+    )
+    parser.add_argument("--max-auc-regression", type=float, default=configs.MAX_AUC_REGRESSION)
+    parser.add_argument(
+        "--non-speech-rule", choices=("auto", "yamnet", "energy", "none"), default=configs.NON_SPEECH_RULE
+    )
+    parser.add_argument("--energy-threshold-dbfs", type=float, default=configs.ENERGY_THRESHOLD_DBFS)
+    parser.add_argument("--max-bad-fraction", type=float, default=configs.MAX_BAD_FRACTION)
+    parser.add_argument(
+        "--beam-arg",
+        action="append",
+        default=None,
+        metavar="ARG",
+        help="A Beam pipeline argument, e.g. --beam-arg=--runner=DataflowRunner; repeat for more",
+    )
+
+
+def _settings_from(args: argparse.Namespace, default_beam_args: Sequence[str]) -> configs.PipelineSettings:
+    return configs.PipelineSettings(
+        yamnet_handle=args.yamnet,
+        split_strategy=args.split,
+        eval_fraction=args.eval_fraction,
+        non_speech_rule=args.non_speech_rule,
+        energy_threshold_dbfs=args.energy_threshold_dbfs,
+        max_bad_fraction=args.max_bad_fraction,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        min_auc=args.min_auc,
+        max_auc_regression=args.max_auc_regression,
+        beam_pipeline_args=tuple(args.beam_arg) if args.beam_arg is not None else tuple(default_beam_args),
+    )
+
+
+def _demo_corpus(args: argparse.Namespace) -> int:
+    from components import demo_corpus
+
+    summary = demo_corpus.write_demo_corpus(args.directory, clips_per_speaker=args.clips_per_speaker)
+    print(summary)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline import local_runner, run_summary
+
+    settings = _settings_from(args, configs.LOCAL_BEAM_PIPELINE_ARGS)
+    try:
+        layout = local_runner.run_local(args.corpus, args.output, settings)
+    except Exception as error:  # The run's own error, reported without a wall of traceback.
+        logger.debug("Run failed", exc_info=True)
+        print(f"\nThe run stopped: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(run_summary.format_summary(str(layout.metadata_path), settings.class_names))
+    print(f"Outputs: {layout.output_dir} (quarantine report: {layout.quarantine_path})")
+    return 0
+
+
+def _export_yamnet(args: argparse.Namespace) -> int:
+    from components.yamnet import export
+
+    path = export.export_yamnet(args.output, weights=args.weights)
+    print(f"YAMNet SavedModel written to {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from components.serving import server
+
+    return server.serve(model_base_path=args.model_base_path, model_name=args.model_name, port=args.port)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from components.serving import client
+
+    return client.predict_files(args.files, server=args.server, model_name=args.model_name, output_json=args.json)
+
+
+def _compile_kubeflow(args: argparse.Namespace) -> int:
+    from pipeline import kubeflow_runner
+
+    kubeflow_runner.compile_kubeflow(
+        output_path=args.output,
+        image=args.image,
+        pipeline_root=args.pipeline_root,
+        settings=_settings_from(args, ()),
+        corpus_dir=args.corpus,
+        serving_base_path=args.serving_base_path,
+    )
+    print(f"Wrote {args.output}")
+    return 0
+
+
+def _submit_kubeflow(args: argparse.Namespace) -> int:
+    from pipeline import kubeflow_runner
+
+    run_id = kubeflow_runner.submit_kubeflow(args.package, host=args.host, experiment=args.experiment)
+    print(f"Submitted run {run_id}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="accent-pipeline", description=__doc__)
+    parser.add_argument("--verbose", action="store_true", help="Debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo-corpus", help="Write the synthetic eSpeak NG accent corpus")
+    demo.add_argument("directory")
+    demo.add_argument("--clips-per-speaker", type=int, default=8)
+    demo.set_defaults(handler=_demo_corpus)
+
+    run = commands.add_parser("run", help="Run the whole pipeline locally with LocalDagRunner")
+    run.add_argument("--corpus", required=True, help="Corpus in the OpenSLR-83 layout (index + wavs or zips)")
+    run.add_argument("--output", required=True, help="Output directory OUT")
+    _add_settings_arguments(run)
+    run.set_defaults(handler=_run)
+
+    export_yamnet = commands.add_parser("export-yamnet", help="Write YAMNet as a TF-Hub-compatible SavedModel")
+    export_yamnet.add_argument("--output", required=True)
+    export_yamnet.add_argument(
+        "--weights", default="offline", help="'offline' (untrained, seeded) or the path of the official yamnet.h5"
+    )
+    export_yamnet.set_defaults(handler=_export_yamnet)
+
+    serve = commands.add_parser("serve", help="Serve pushed models over TF Serving's gRPC API")
+    serve.add_argument("--model-base-path", required=True)
+    serve.add_argument("--model-name", default=configs.SERVING_MODEL_NAME)
+    serve.add_argument("--port", type=int, default=configs.SERVING_PORT)
+    serve.set_defaults(handler=_serve)
+
+    predict = commands.add_parser("predict", help="Send audio files to TF Serving and print the accents")
+    predict.add_argument("files", nargs="+")
+    predict.add_argument("--server", default=f"localhost:{configs.SERVING_PORT}")
+    predict.add_argument("--model-name", default=configs.SERVING_MODEL_NAME)
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=_predict)
+
+    compile_kfp = commands.add_parser("compile-kubeflow", help="Compile for Kubeflow Pipelines v2")
+    compile_kfp.add_argument("--output", required=True, help=".yaml: KFP PipelineSpec; .json: Vertex PipelineJob")
+    compile_kfp.add_argument("--image", required=True)
+    compile_kfp.add_argument("--pipeline-root", required=True)
+    compile_kfp.add_argument("--corpus", default=None, help="Corpus URI (default: <pipeline-root>/corpus)")
+    compile_kfp.add_argument("--serving-base-path", default=None)
+    _add_settings_arguments(compile_kfp)
+    compile_kfp.set_defaults(handler=_compile_kubeflow)
+
+    submit = commands.add_parser("submit-kubeflow", help="Submit a compiled pipeline to Kubeflow Pipelines")
+    submit.add_argument("package")
+    submit.add_argument("--host", required=True)
+    submit.add_argument("--experiment", default=None)
+    submit.set_defaults(handler=_submit_kubeflow)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one subcommand.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The process exit code.
+    """
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The accent-recognition pipeline: wiring only.
+
+Data flows from top to bottom: corpus index -> YAMNet -> per-patch embeddings
+-> statistics, schema and validation -> training -> evaluation against the
+latest blessed model -> push, only when blessed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
+
+from components import evaluation, features, pusher
+from components.corpus.component import CorpusIndexGen
+from components.embedding.component import EmbeddingGen
+from components.validation import ValidationGate
+from components.yamnet.component import YamnetModelGen
+from pipeline import configs
+from schemas import SCHEMA_PATH
+
+# The function the Trainer calls, importable wherever the package is installed.
+TRAINER_RUN_FN = "components.trainer.model.run_fn"
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    corpus_dir: str,
+    corpus_fingerprint: str,
+    serving_model_dir: str,
+    settings: configs.PipelineSettings,
+    quarantine_copy_path: str = "",
+    schema_path: str = str(SCHEMA_PATH),
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline.
+
+    Args:
+        pipeline_name: Name of the pipeline in ML Metadata.
+        pipeline_root: Where artifacts are written.
+        corpus_dir: The OpenSLR-83 style corpus.
+        corpus_fingerprint: Hash of the corpus files; a changed corpus is indexed again.
+        serving_model_dir: Base directory of the pushed model (TF Serving layout).
+        settings: Every other setting of the run.
+        quarantine_copy_path: Where EmbeddingGen also copies the quarantine report, or "".
+        schema_path: The curated schema of the examples.
+        metadata_connection_config: ML Metadata connection; None for the orchestrator's own.
+        enable_cache: Whether to reuse the outputs of unchanged steps.
+
+    Returns:
+        The pipeline.
+    """
+    class_names_json = json.dumps(list(settings.class_names))
+
+    corpus_index = CorpusIndexGen(
+        corpus_dir=corpus_dir,
+        corpus_fingerprint=corpus_fingerprint,
+        accent_codes_json=json.dumps(settings.accent_codes, sort_keys=True),
+        class_names_json=class_names_json,
+        split_strategy=settings.split_strategy,
+        eval_fraction=settings.eval_fraction,
+        split_seed=settings.split_seed,
+    ).with_id("CorpusIndexGen")
+
+    yamnet = YamnetModelGen(yamnet_handle=settings.yamnet_handle).with_id("YamnetModelGen")
+
+    embeddings = EmbeddingGen(
+        clip_index=corpus_index.outputs["clip_index"],
+        yamnet_model=yamnet.outputs["model"],
+        class_names_json=class_names_json,
+        non_speech_rule=settings.non_speech_rule,
+        energy_threshold_dbfs=settings.energy_threshold_dbfs,
+        batch_patches=settings.embedding_batch_patches,
+        max_bad_fraction=settings.max_bad_fraction,
+        quarantine_copy_path=quarantine_copy_path,
+    ).with_id("EmbeddingGen")
+
+    statistics = tfx.components.StatisticsGen(examples=embeddings.outputs["examples"]).with_id("StatisticsGen")
+
+    schema = tfx.components.ImportSchemaGen(schema_file=schema_path).with_id("ImportSchemaGen")
+
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"]
+    ).with_id("ExampleValidator")
+
+    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"]).with_id("ValidationGate")
+
+    trainer = tfx.components.Trainer(
+        run_fn=TRAINER_RUN_FN,
+        examples=embeddings.outputs["examples"],
+        schema=schema.outputs["schema"],
+        base_model=yamnet.outputs["model"],
+        train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+        custom_config={
+            "class_names": list(settings.class_names),
+            "epochs": settings.epochs,
+            "batch_size": settings.batch_size,
+            "learning_rate": settings.learning_rate,
+            "early_stopping_patience": settings.early_stopping_patience,
+        },
+    ).with_id("Trainer")
+    trainer.add_upstream_node(validation_gate)
+
+    latest_blessed_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("LatestBlessedModelResolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=embeddings.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed_model.outputs["model"],
+        example_splits=[features.EVAL_SPLIT],
+        eval_config=evaluation.build_eval_config(
+            class_names=settings.class_names,
+            min_macro_auc=settings.min_auc,
+            max_auc_regression=settings.max_auc_regression,
+        ),
+    ).with_id("Evaluator")
+
+    with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
+        model_pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+            ),
+            custom_executor_spec=executor_spec.ExecutorClassSpec(pusher.Executor),
+        ).with_id("Pusher")
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            corpus_index,
+            yamnet,
+            embeddings,
+            statistics,
+            schema,
+            example_validator,
+            validation_gate,
+            trainer,
+            latest_blessed_model,
+            evaluator,
+            model_pusher,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(settings.beam_pipeline_args),
+    )

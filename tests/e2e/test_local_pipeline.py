@@ -1,0 +1,119 @@
+"""The whole pipeline on LocalDagRunner: ML Metadata, the pushed model, blessing and caching."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import audio, demo_corpus, features
+from pipeline import cli, configs, run_summary
+
+pytestmark = pytest.mark.e2e
+
+ALL_COMPONENTS = {
+    "CorpusIndexGen",
+    "YamnetModelGen",
+    "EmbeddingGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "ValidationGate",
+    "Trainer",
+    "LatestBlessedModelResolver",
+    "Evaluator",
+    "Pusher",
+}
+
+
+def _run(corpus: Path, output: Path, *extra: str) -> int:
+    return cli.main(
+        [
+            "run",
+            "--corpus",
+            str(corpus),
+            "--output",
+            str(output),
+            "--yamnet",
+            "offline",
+            "--split",
+            "utterance",
+            "--eval-fraction",
+            "0.25",
+            "--epochs",
+            "8",
+            "--batch-size",
+            "16",
+            *extra,
+        ]
+    )
+
+
+def _versions(output: Path) -> list[str]:
+    serving = output / "serving" / configs.SERVING_MODEL_NAME
+    return sorted(path.name for path in serving.iterdir()) if serving.exists() else []
+
+
+def _latest_run(output: Path) -> dict[str, run_summary.ComponentRun]:
+    return run_summary.latest_run(run_summary.open_store(str(output / "metadata.sqlite")))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("demo_corpus")
+    demo_corpus.write_demo_corpus(str(directory), clips_per_speaker=3)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def first_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("run")
+    assert _run(corpus, output, "--learning-rate", "0.002", "--min-auc", "0") == 0
+    return output
+
+
+def test_every_component_executed_and_is_recorded_in_ml_metadata(first_run: Path) -> None:
+    runs = _latest_run(first_run)
+    assert set(runs) == ALL_COMPONENTS
+    assert all(run.state == "complete" for run in runs.values()), {name: run.state for name, run in runs.items()}
+    assert (first_run / "pipeline_root").is_dir()
+    assert (first_run / "quarantine.csv").is_file()
+    with open(first_run / "quarantine.csv", newline="") as report:
+        assert next(csv.reader(report)) == ["filename", "reason"]
+
+
+def test_pushed_model_classifies_a_waveform_into_a_known_accent(first_run: Path, corpus: Path) -> None:
+    versions = _versions(first_run)
+    assert len(versions) == 1 and versions[0].isdigit()
+    model = tf.saved_model.load(str(first_run / "serving" / configs.SERVING_MODEL_NAME / versions[0]))
+    wav_path = sorted(corpus.rglob("*.wav"))[0]
+    waveform = audio.load_waveform(wav_path.read_bytes(), wav_path.name)
+    outputs = model.signatures[features.SERVING_SIGNATURE](**{features.WAVEFORM_INPUT_KEY: tf.constant(waveform)})
+    probabilities = outputs[features.CLASS_PROBABILITIES_OUTPUT_KEY].numpy()
+    assert probabilities.shape == (len(configs.CLASS_NAMES),)
+    assert np.isclose(probabilities.sum(), 1.0, atol=1e-4)
+    assert outputs[features.ACCENT_OUTPUT_KEY].numpy().decode() in configs.CLASS_NAMES
+
+
+def test_rerun_with_unchanged_corpus_reuses_the_cached_embeddings(first_run: Path, corpus: Path) -> None:
+    first_examples = _latest_run(first_run)["EmbeddingGen"].outputs["examples"][0].uri
+    assert _run(corpus, first_run, "--learning-rate", "0.002", "--min-auc", "0") == 0
+    rerun = _latest_run(first_run)
+    assert rerun["EmbeddingGen"].state == "cached"
+    assert rerun["EmbeddingGen"].outputs["examples"][0].uri == first_examples
+    assert len(_versions(first_run)) == 1
+
+
+def test_worse_model_is_not_blessed_and_not_pushed(first_run: Path, corpus: Path) -> None:
+    versions_before = _versions(first_run)
+    # A learning rate of zero leaves the classifier at its initial weights: worse than the blessed model.
+    assert _run(corpus, first_run, "--learning-rate", "0", "--min-auc", "0") == 0
+    runs = _latest_run(first_run)
+    assert runs["Trainer"].state == "complete"
+    blessing = runs["Evaluator"].outputs["blessing"][0]
+    assert blessing.custom_properties["blessed"].int_value == 0
+    assert "Pusher" not in runs or runs["Pusher"].state != "complete"
+    assert _versions(first_run) == versions_before

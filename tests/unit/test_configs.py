@@ -1,0 +1,33 @@
+import pytest
+
+from components import features
+from pipeline import configs
+
+
+def test_defaults_are_the_reference_settings() -> None:
+    settings = configs.PipelineSettings()
+    assert settings.class_names == features.DEFAULT_CLASS_NAMES
+    assert settings.class_names[-1] == features.NOT_SPEECH_CLASS_NAME
+    assert (settings.epochs, settings.batch_size, settings.learning_rate) == (100, 64, 1.9644e-5)
+    assert settings.split_strategy == "speaker"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("split_strategy", "random", "split_strategy"),
+        ("eval_fraction", 1.0, "eval_fraction"),
+        ("max_bad_fraction", 1.5, "max_bad_fraction"),
+        ("epochs", 0, "epochs"),
+        ("min_auc", 2.0, "min_auc"),
+        ("class_names", ("Irish", "Welsh"), "Not a speech"),
+    ],
+)
+def test_bad_settings_are_rejected(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        configs.PipelineSettings(**{field: value})
+
+
+def test_accent_codes_must_map_into_the_vocabulary() -> None:
+    with pytest.raises(ValueError, match="Cornish"):
+        configs.PipelineSettings(accent_codes={"co": "Cornish"})
