@@ -15,6 +15,7 @@ INSTALL_REQUIRES = [
     "kfp==2.5.0",
     "dill",
     "h5py",
+    "scipy",
     "espeakng-loader",
 ]
 

@@ -74,7 +74,9 @@ class Executor(pusher_executor.Executor):
                     model_push = artifact_utils.get_single_instance(
                         output_dict[standard_component_specs.PUSHED_MODEL_KEY]
                     )
-                    self._MarkPushed(model_push, pushed_destination=latest, pushed_version=os.path.basename(latest))
+                    self._MarkPushed(
+                        model_push, pushed_destination=latest, pushed_version=os.path.basename(latest)
+                    )
                     model_push.set_int_custom_property("already_served", 1)
                     return
         super().Do(input_dict, output_dict, exec_properties)

@@ -28,7 +28,7 @@ def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--yamnet",
         default=configs.YAMNET_HANDLE,
-        help="YAMNet handle: TF Hub/Kaggle URL, local SavedModel dir, or 'offline' (untrained; plumbing only)",
+        help="YAMNet handle: TF Hub or Kaggle URL, local SavedModel dir, or 'offline' (untrained)",
     )
     parser.add_argument("--epochs", type=int, default=configs.EPOCHS)
     parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
@@ -77,7 +77,10 @@ def _demo_corpus(args: argparse.Namespace) -> int:
     from components import demo_corpus
 
     summary = demo_corpus.write_demo_corpus(args.directory, clips_per_speaker=args.clips_per_speaker)
-    print(summary)
+    print(
+        f"Demo corpus in {summary.output_dir}: {len(summary.clip_ids)} clips, {summary.total_seconds:.0f} s, "
+        f"accents {', '.join(summary.accent_codes)}, {len(summary.speakers)} speakers"
+    )
     return 0
 
 
@@ -113,7 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from components.serving import client
 
-    return client.predict_files(args.files, server=args.server, model_name=args.model_name, output_json=args.json)
+    return client.predict_files(
+        args.files, server=args.server, model_name=args.model_name, output_json=args.json
+    )
 
 
 def _compile_kubeflow(args: argparse.Namespace) -> int:
@@ -156,10 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_arguments(run)
     run.set_defaults(handler=_run)
 
-    export_yamnet = commands.add_parser("export-yamnet", help="Write YAMNet as a TF-Hub-compatible SavedModel")
+    export_yamnet = commands.add_parser(
+        "export-yamnet", help="Write YAMNet as a TF-Hub-compatible SavedModel"
+    )
     export_yamnet.add_argument("--output", required=True)
     export_yamnet.add_argument(
-        "--weights", default="offline", help="'offline' (untrained, seeded) or the path of the official yamnet.h5"
+        "--weights",
+        default="offline",
+        help="'offline' (untrained, seeded) or the path of the official yamnet.h5",
     )
     export_yamnet.set_defaults(handler=_export_yamnet)
 
@@ -177,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_predict)
 
     compile_kfp = commands.add_parser("compile-kubeflow", help="Compile for Kubeflow Pipelines v2")
-    compile_kfp.add_argument("--output", required=True, help=".yaml: KFP PipelineSpec; .json: Vertex PipelineJob")
+    compile_kfp.add_argument(
+        "--output", required=True, help=".yaml: KFP PipelineSpec; .json: Vertex PipelineJob"
+    )
     compile_kfp.add_argument("--image", required=True)
     compile_kfp.add_argument("--pipeline-root", required=True)
     compile_kfp.add_argument("--corpus", default=None, help="Corpus URI (default: <pipeline-root>/corpus)")

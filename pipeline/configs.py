@@ -111,7 +111,9 @@ class PipelineSettings:
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ValueError(f"max_bad_fraction must be between 0 and 1, not {self.max_bad_fraction}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be positive, not {self.epochs} and {self.batch_size}")
+            raise ValueError(
+                f"epochs and batch_size must be positive, not {self.epochs} and {self.batch_size}"
+            )
         if not 0.0 <= self.min_auc <= 1.0:
             raise ValueError(f"min_auc must be between 0 and 1, not {self.min_auc}")
         if features.NOT_SPEECH_CLASS_NAME not in self.class_names:

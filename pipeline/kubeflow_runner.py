@@ -79,7 +79,9 @@ def compile_kubeflow(
         text = yaml.safe_dump(document, sort_keys=False)
     Path(output_path).parent.mkdir(parents=True, exist_ok=True)
     Path(output_path).write_text(text)
-    logger.info("Wrote %s (%s)", output_path, "Vertex PipelineJob" if suffix == ".json" else "KFP PipelineSpec")
+    logger.info(
+        "Wrote %s (%s)", output_path, "Vertex PipelineJob" if suffix == ".json" else "KFP PipelineSpec"
+    )
     return document
 
 

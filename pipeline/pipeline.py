@@ -79,7 +79,9 @@ def create_pipeline(
         quarantine_copy_path=quarantine_copy_path,
     ).with_id("EmbeddingGen")
 
-    statistics = tfx.components.StatisticsGen(examples=embeddings.outputs["examples"]).with_id("StatisticsGen")
+    statistics = tfx.components.StatisticsGen(examples=embeddings.outputs["examples"]).with_id(
+        "StatisticsGen"
+    )
 
     schema = tfx.components.ImportSchemaGen(schema_file=schema_path).with_id("ImportSchemaGen")
 
@@ -87,7 +89,9 @@ def create_pipeline(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"]
     ).with_id("ExampleValidator")
 
-    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"]).with_id("ValidationGate")
+    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"]).with_id(
+        "ValidationGate"
+    )
 
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_RUN_FN,

@@ -71,7 +71,10 @@ def latest_run(store: metadata_store.MetadataStore) -> dict[str, ComponentRun]:
             for event in store.get_events_by_execution_ids([execution.id])
             if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
         ]
-        artifacts = {artifact.id: artifact for artifact in store.get_artifacts_by_id([e.artifact_id for e in output_events])}
+        artifacts = {
+            artifact.id: artifact
+            for artifact in store.get_artifacts_by_id([e.artifact_id for e in output_events])
+        }
         for event in output_events:
             key = event.path.steps[0].key if event.path.steps else "output"
             outputs.setdefault(key, []).append(artifacts[event.artifact_id])
@@ -135,7 +138,11 @@ def format_summary(metadata_path: str, class_names: list[str] | tuple[str, ...])
     runs = latest_run(open_store(metadata_path))
     if not runs:
         return "No pipeline run recorded in ML Metadata."
-    lines = ["", "Run summary", "Components: " + ", ".join(f"{run.component_id} ({run.state})" for run in runs.values())]
+    lines = [
+        "",
+        "Run summary",
+        "Components: " + ", ".join(f"{run.component_id} ({run.state})" for run in runs.values()),
+    ]
 
     embedding = runs.get("EmbeddingGen")
     if embedding and embedding.outputs.get("quarantine_report"):
@@ -156,7 +163,9 @@ def format_summary(metadata_path: str, class_names: list[str] | tuple[str, ...])
         shown = {name: value for name, value in metrics.items() if "[class" not in name}
         lines.append(
             "Metrics (eval split): "
-            + ", ".join(f"{name} {value:.4f}" for name, value in sorted(shown.items()) if not math.isnan(value))
+            + ", ".join(
+                f"{name} {value:.4f}" for name, value in sorted(shown.items()) if not math.isnan(value)
+            )
         )
         per_class = []
         for class_id, class_name in enumerate(class_names):

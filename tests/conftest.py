@@ -1,6 +1,17 @@
-"""Shared test settings: CPU only, quiet TensorFlow."""
+"""Shared test settings (CPU only, quiet TensorFlow) and session-wide fixtures."""
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def offline_yamnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline (untrained, seeded, calibrated) YAMNet SavedModel, exported once per session."""
+    from components.yamnet import handle
+
+    return handle.resolve_yamnet_handle("offline", offline_cache_dir=tmp_path_factory.mktemp("yamnet_cache"))

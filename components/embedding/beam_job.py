@@ -18,8 +18,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components import audio, features
-from components import corpus
+from components import audio, corpus, features
 from components.embedding import speech
 
 logger = logging.getLogger(__name__)
@@ -38,11 +37,6 @@ MAX_CLIPS_PER_BATCH = 32
 
 # Beam metric namespace, shown by the runner's monitoring.
 METRICS_NAMESPACE = "accent_embedding"
-
-
-def quarantine_filename(record: corpus.ClipRecord) -> str:
-    """Returns the name under which a clip appears in the quarantine report."""
-    return os.path.basename(record.source.split("!")[-1])
 
 
 def patch_example(
@@ -94,7 +88,8 @@ class EmbedClipsDoFn(beam.DoFn):
 
     Main output: ``(split, serialized tf.Example)``. Side outputs:
     ``QUARANTINE_TAG`` with a ``QuarantineEntry`` per clip that could not be
-    decoded or embedded, and ``COUNTS_TAG`` with ``(kind, split, class_name)``
+    decoded or embedded (named by its index filename, the clip id, as the
+    indexing step names its entries), and ``COUNTS_TAG`` with ``(kind, split, class_name)``
     keys (kind ``clips`` or ``patches``) for the run's summary.
     """
 
@@ -148,24 +143,26 @@ class EmbedClipsDoFn(beam.DoFn):
         try:
             clip_embeddings = self._embedder.embed_waveforms(waveforms)
         except (tf.errors.OpError, ValueError) as error:
-            logger.warning("Embedding a batch of %d clips failed (%s); retrying clip by clip", len(waveforms), error)
+            logger.warning(
+                "Embedding a batch of %d clips failed (%s); retrying clip by clip", len(waveforms), error
+            )
             clip_embeddings = []
             kept_records = []
-            for record, waveform in zip(decoded_records, waveforms):
+            for record, waveform in zip(decoded_records, waveforms, strict=True):
                 try:
                     clip_embeddings.extend(self._embedder.embed_waveforms([waveform]))
                     kept_records.append(record)
                 except (tf.errors.OpError, ValueError) as clip_error:
                     yield self._quarantine(record, f"embedding failed: {_first_line(clip_error)}")
             decoded_records = kept_records
-        for record, clip in zip(decoded_records, clip_embeddings):
+        for record, clip in zip(decoded_records, clip_embeddings, strict=True):
             yield from self._clip_outputs(record, clip)
 
     def _quarantine(self, record: corpus.ClipRecord, reason: str) -> beam.pvalue.TaggedOutput:
         self._clips_quarantined.inc()
         logger.warning("Quarantined %s: %s", record.source, reason)
         return beam.pvalue.TaggedOutput(
-            QUARANTINE_TAG, corpus.QuarantineEntry(filename=quarantine_filename(record), reason=reason)
+            QUARANTINE_TAG, corpus.QuarantineEntry(filename=record.clip_id, reason=reason)
         )
 
     def _clip_outputs(self, record: corpus.ClipRecord, clip: Any) -> Iterator[Any]:
@@ -218,6 +215,7 @@ def _decode_clip(record: corpus.ClipRecord) -> np.ndarray:
 
 def _write_summary(counts: Iterable[tuple[tuple[str, str, str], int]], path: str) -> None:
     """Writes the clip and patch counts per split and class as JSON."""
+    tf.io.gfile.makedirs(os.path.dirname(path))
     summary: dict[str, dict[str, dict[str, int]]] = {"clips": {}, "patches": {}}
     for (kind, split, class_name), count in counts:
         summary[kind].setdefault(split, {})[class_name] = count
@@ -226,6 +224,8 @@ def _write_summary(counts: Iterable[tuple[tuple[str, str, str], int]], path: str
 
 
 def _write_quarantine(entries: Iterable[corpus.QuarantineEntry], path: str) -> None:
+    """Writes every quarantined entry, sorted by filename."""
+    tf.io.gfile.makedirs(os.path.dirname(path))
     corpus.write_quarantine_csv(path, sorted(entries, key=lambda entry: entry.filename))
 
 

@@ -14,9 +14,8 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import features
+from components import corpus, features
 from components.artifacts import ClipIndex, QuarantineReport
-from components import corpus
 from components.corpus import component as corpus_component
 from components.embedding import beam_job, speech
 from components.yamnet import component as yamnet_component

@@ -78,7 +78,9 @@ def first_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_component_executed_and_is_recorded_in_ml_metadata(first_run: Path) -> None:
     runs = _latest_run(first_run)
     assert set(runs) == ALL_COMPONENTS
-    assert all(run.state == "complete" for run in runs.values()), {name: run.state for name, run in runs.items()}
+    assert all(run.state == "complete" for run in runs.values()), {
+        name: run.state for name, run in runs.items()
+    }
     assert (first_run / "pipeline_root").is_dir()
     assert (first_run / "quarantine.csv").is_file()
     with open(first_run / "quarantine.csv", newline="") as report:
@@ -91,7 +93,9 @@ def test_pushed_model_classifies_a_waveform_into_a_known_accent(first_run: Path,
     model = tf.saved_model.load(str(first_run / "serving" / configs.SERVING_MODEL_NAME / versions[0]))
     wav_path = sorted(corpus.rglob("*.wav"))[0]
     waveform = audio.load_waveform(wav_path.read_bytes(), wav_path.name)
-    outputs = model.signatures[features.SERVING_SIGNATURE](**{features.WAVEFORM_INPUT_KEY: tf.constant(waveform)})
+    outputs = model.signatures[features.SERVING_SIGNATURE](
+        **{features.WAVEFORM_INPUT_KEY: tf.constant(waveform)}
+    )
     probabilities = outputs[features.CLASS_PROBABILITIES_OUTPUT_KEY].numpy()
     assert probabilities.shape == (len(configs.CLASS_NAMES),)
     assert np.isclose(probabilities.sum(), 1.0, atol=1e-4)

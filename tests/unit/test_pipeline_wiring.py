@@ -55,7 +55,9 @@ def test_trainer_runs_only_after_the_validation_gate(tmp_path: Path) -> None:
 def test_settings_reach_the_components(tmp_path: Path) -> None:
     components = {
         component.id: component
-        for component in _pipeline(tmp_path, epochs=3, yamnet_handle="offline", split_strategy="utterance").components
+        for component in _pipeline(
+            tmp_path, epochs=3, yamnet_handle="offline", split_strategy="utterance"
+        ).components
     }
     assert components["YamnetModelGen"].exec_properties["yamnet_handle"] == "offline"
     assert components["CorpusIndexGen"].exec_properties["split_strategy"] == "utterance"
@@ -69,7 +71,10 @@ def test_pusher_sits_inside_the_blessing_condition(tmp_path: Path) -> None:
     components = {component.id: component for component in pipeline.components}
 
     def context_names(component_id: str) -> list[str]:
-        return [type(context).__name__ for context in pipeline.dsl_context_registry.get_contexts(components[component_id])]
+        return [
+            type(context).__name__
+            for context in pipeline.dsl_context_registry.get_contexts(components[component_id])
+        ]
 
     assert context_names("Pusher") == ["CondContext"], "the Pusher must run only inside Cond on the blessing"
     assert context_names("Trainer") == []
@@ -111,7 +116,10 @@ def test_kubeflow_yaml_holds_every_component_the_image_and_the_beam_args(tmp_pat
 def test_kubeflow_json_is_a_vertex_pipeline_job(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.json"
     document = kubeflow_runner.compile_kubeflow(
-        str(output), image="example/accent:1", pipeline_root="gs://bucket/root", settings=configs.PipelineSettings()
+        str(output),
+        image="example/accent:1",
+        pipeline_root="gs://bucket/root",
+        settings=configs.PipelineSettings(),
     )
     assert set(document) >= {"pipelineSpec", "runtimeConfig", "displayName"}
     assert json.loads(output.read_text())["pipelineSpec"]["pipelineInfo"]["name"] == configs.PIPELINE_NAME

@@ -40,7 +40,9 @@ def _statistics(examples: list[bytes]):
             columns.setdefault(name, []).append(np.array(getattr(feature, kind).value))
     import pandas as pd
 
-    return tfdv.generate_statistics_from_dataframe(pd.DataFrame({name: values for name, values in columns.items()}))
+    return tfdv.generate_statistics_from_dataframe(
+        pd.DataFrame({name: values for name, values in columns.items()})
+    )
 
 
 def test_patch_example_carries_every_feature() -> None:
@@ -72,7 +74,9 @@ def test_schema_accepts_good_examples_and_flags_a_wrong_embedding() -> None:
     schema = tfdv.load_schema_text(str(SCHEMA_PATH))
     rng = np.random.default_rng(0)
     good = [
-        beam_job.patch_example(_record(), index, rng.random(features.EMBEDDING_SIZE), 3, True).SerializeToString()
+        beam_job.patch_example(
+            _record(), index, rng.random(features.EMBEDDING_SIZE), 3, True
+        ).SerializeToString()
         for index in range(4)
     ]
     assert not tfdv.validate_statistics(_statistics(good), schema).anomaly_info
@@ -88,14 +92,18 @@ def test_gate_describes_each_anomaly(tmp_path: Path) -> None:
     split_dir.mkdir()
     (split_dir / validation.ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
     (tmp_path / "Split-eval").mkdir()
-    (tmp_path / "Split-eval" / validation.ANOMALIES_FILE).write_bytes(anomalies_pb2.Anomalies().SerializeToString())
+    (tmp_path / "Split-eval" / validation.ANOMALIES_FILE).write_bytes(
+        anomalies_pb2.Anomalies().SerializeToString()
+    )
     lines = validation.describe_anomalies(str(tmp_path), ["train", "eval"])
     assert lines == ["split 'train', feature 'embedding': Some examples have fewer values than expected."]
 
 
 def test_gate_finds_nothing_in_clean_anomalies(tmp_path: Path) -> None:
     (tmp_path / "Split-train").mkdir()
-    (tmp_path / "Split-train" / validation.ANOMALIES_FILE).write_bytes(anomalies_pb2.Anomalies().SerializeToString())
+    (tmp_path / "Split-train" / validation.ANOMALIES_FILE).write_bytes(
+        anomalies_pb2.Anomalies().SerializeToString()
+    )
     assert validation.describe_anomalies(str(tmp_path), ["train"]) == []
 
 

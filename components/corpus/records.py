@@ -1,0 +1,92 @@
+"""The clip record, one per usable corpus clip, and its CSV form (the clip index)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipRecord:
+    """One usable clip of the corpus, with its labels and split.
+
+    Attributes:
+        clip_id: The filename stem, e.g. ``irm_02484_00388340153``.
+        source: Where its bytes are: an absolute path (or URI) of a file, or
+            ``<absolute zip path>!<member name>``; read it with ``read_clip_bytes``.
+        accent_code: Two-letter accent code, e.g. ``ir``.
+        accent: Class name of the accent, e.g. ``Irish``.
+        label: Label id (position of ``accent`` in the class names).
+        gender: ``male`` or ``female``.
+        speaker_id: ``<accent code><gender letter>_<speaker number>``, e.g. ``irm_02484``.
+        split: ``features.TRAIN_SPLIT`` or ``features.EVAL_SPLIT``.
+        transcript: The index's transcript.
+    """
+
+    clip_id: str
+    source: str
+    accent_code: str
+    accent: str
+    label: int
+    gender: str
+    speaker_id: str
+    split: str
+    transcript: str
+
+
+# Columns of the clip index CSV: the ClipRecord fields, in order.
+CLIP_INDEX_COLUMNS = tuple(field.name for field in dataclasses.fields(ClipRecord))
+
+
+def write_clip_index(path: str, records: list[ClipRecord]) -> None:
+    """Writes clip records as CSV with a header row of the ``ClipRecord`` field names.
+
+    Args:
+        path: Local path or filesystem URI (e.g. ``gs://``) of the file to write.
+        records: The records, written in the given order.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CLIP_INDEX_COLUMNS)
+    for record in records:
+        writer.writerow(dataclasses.astuple(record))
+    with _gfile().GFile(path, "w") as output_file:
+        output_file.write(buffer.getvalue())
+
+
+def read_clip_index(path: str) -> list[ClipRecord]:
+    """Reads clip records written by ``write_clip_index``.
+
+    Args:
+        path: Local path or filesystem URI of the file.
+
+    Returns:
+        The records, in file order.
+
+    Raises:
+        ValueError: If the header does not match the ``ClipRecord`` fields or a label is not an integer.
+    """
+    with _gfile().GFile(path, "r") as input_file:
+        reader = csv.DictReader(io.StringIO(input_file.read()))
+        if tuple(reader.fieldnames or ()) != CLIP_INDEX_COLUMNS:
+            raise ValueError(
+                f"{path}: expected header {','.join(CLIP_INDEX_COLUMNS)}, got {reader.fieldnames}"
+            )
+        records = []
+        for row in reader:
+            try:
+                label = int(row["label"])
+            except ValueError:
+                raise ValueError(
+                    f"{path}: label {row['label']!r} of {row['clip_id']} is not an integer"
+                ) from None
+            records.append(ClipRecord(**{**row, "label": label}))
+        return records
+
+
+def _gfile():
+    """tf.io.gfile, imported when first needed (TensorFlow is slow to import)."""
+    import tensorflow as tf
+
+    return tf.io.gfile

@@ -1,0 +1,117 @@
+"""The Beam embedding job keeps every good clip, quarantines every bad one, and counts both."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import corpus, features
+from components.embedding import beam_job
+from tests import corpus_builders
+
+pytestmark = pytest.mark.slow
+
+
+def _read_examples(examples_uri: Path, split: str) -> list[tf.train.Example]:
+    files = sorted(str(path) for path in (examples_uri / f"Split-{split}").glob("*.gz"))
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return [tf.train.Example.FromString(record.numpy()) for record in dataset]
+
+
+def _feature(example: tf.train.Example, key: str):
+    feature = example.features.feature[key]
+    values = getattr(feature, feature.WhichOneof("kind")).value
+    return values[0] if len(values) == 1 else list(values)
+
+
+@pytest.fixture(scope="module")
+def bad_corpus_run(tmp_path_factory: pytest.TempPathFactory, offline_yamnet_dir: Path):
+    root = tmp_path_factory.mktemp("bad_corpus")
+    built = corpus_builders.build_bad_corpus(str(root / "corpus"))
+    index = corpus.read_corpus(built.root, split_strategy="utterance", eval_fraction=0.25)
+    examples_uri, report_uri = root / "examples", root / "report"
+    with beam.Pipeline() as pipeline:
+        beam_job.build_embedding_pipeline(
+            pipeline,
+            records=index.records,
+            index_quarantine=index.quarantine,
+            embed_clips=beam_job.EmbedClipsDoFn(
+                yamnet_dir=str(offline_yamnet_dir),
+                class_names=features.DEFAULT_CLASS_NAMES,
+                non_speech_rule="energy",
+                energy_threshold_dbfs=-45.0,
+                batch_patches=16,
+            ),
+            examples_uri=str(examples_uri),
+            report_uri=str(report_uri),
+            split_names=(features.TRAIN_SPLIT, features.EVAL_SPLIT),
+        )
+    examples = {
+        split: _read_examples(examples_uri, split) for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT)
+    }
+    return built, index, examples, report_uri
+
+
+def test_every_good_clip_reaches_the_embeddings(bad_corpus_run) -> None:
+    built, _, examples, _ = bad_corpus_run
+    clip_ids = {
+        _feature(example, features.CLIP_ID_KEY).decode() for split in examples.values() for example in split
+    }
+    assert clip_ids == set(built.good_clip_ids)
+
+
+def test_each_clip_has_yamnet_patch_count_and_valid_features(bad_corpus_run) -> None:
+    built, index, examples, _ = bad_corpus_run
+    records = {record.clip_id: record for record in index.records}
+    patches: dict[str, list[int]] = {}
+    for split, split_examples in examples.items():
+        for example in split_examples:
+            clip_id = _feature(example, features.CLIP_ID_KEY).decode()
+            assert records[clip_id].split == split
+            embedding = np.array(_feature(example, features.EMBEDDING_KEY), dtype=np.float32)
+            assert embedding.shape == (features.EMBEDDING_SIZE,) and np.isfinite(embedding).all()
+            patches.setdefault(clip_id, []).append(_feature(example, features.PATCH_INDEX_KEY))
+    for clip_id, spec in built.good_clips.items():
+        samples_16k = round(spec.seconds * 16000)
+        expected = 1 + int(np.ceil(max(0, samples_16k - 15600) / 7680))
+        assert sorted(patches[clip_id]) == list(range(expected)), clip_id
+
+
+def test_silence_is_not_speech_and_speech_keeps_its_accent(bad_corpus_run) -> None:
+    _, index, examples, _ = bad_corpus_run
+    records = {record.clip_id: record for record in index.records}
+    not_speech = features.class_id(features.NOT_SPEECH_CLASS_NAME)
+    for example in (example for split in examples.values() for example in split):
+        clip_id = _feature(example, features.CLIP_ID_KEY).decode()
+        label, is_speech = _feature(example, features.LABEL_KEY), _feature(example, features.IS_SPEECH_KEY)
+        assert label == (records[clip_id].label if is_speech else not_speech)
+        if clip_id == "scf_00008_00000008":  # digital silence
+            assert is_speech == 0
+
+
+def test_every_bad_entry_is_reported_with_its_reason(bad_corpus_run) -> None:
+    built, _, _, report_uri = bad_corpus_run
+    entries = corpus.read_quarantine_csv(os.path.join(report_uri, beam_job.QUARANTINE_FILE))
+    assert len(entries) == len(built.expected_quarantine)
+    for (filename, reason_prefix), entry in zip(
+        built.expected_quarantine, sorted(entries, key=lambda e: e.filename), strict=False
+    ):
+        assert entry.filename == filename
+        assert entry.reason.startswith(reason_prefix), (entry, reason_prefix)
+    with open(os.path.join(report_uri, beam_job.QUARANTINE_FILE)) as report:
+        assert report.readline().strip() == "filename,reason"
+
+
+def test_summary_counts_clips_and_patches(bad_corpus_run) -> None:
+    built, _, examples, report_uri = bad_corpus_run
+    with open(os.path.join(report_uri, beam_job.SUMMARY_FILE)) as summary_file:
+        summary = json.load(summary_file)
+    assert sum(sum(per_class.values()) for per_class in summary["clips"].values()) == len(built.good_clips)
+    for split, split_examples in examples.items():
+        assert sum(summary["patches"].get(split, {}).values()) == len(split_examples)
