@@ -11,13 +11,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS_HASH := $(shell cat setup.py requirements-post.txt | sha256sum | cut -c1-16)
 INSTALLED := $(VENV)/.installed-$(REQUIREMENTS_HASH)
+# Checkers of kubernetes/ and the Dockerfile (checkov, kubernetes-validate, hadolint): their own
+# venv, on the machine's python3, since checkov's dependencies conflict with the TFX stack.
+PYTHON_TOOLS ?= python3
+TOOLS_VENV := .venv-tools
+TOOLS_BIN := $(TOOLS_VENV)/bin
+TOOLS_HASH := $(shell cat requirements-tools.txt | sha256sum | cut -c1-16)
+TOOLS_INSTALLED := $(TOOLS_VENV)/.installed-$(TOOLS_HASH)
 DEMO_DIR ?= demo
 PYTEST_ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export CUDA_VISIBLE_DEVICES ?=
+# Where the tests find the checkers; not put on PATH, where its python would shadow .venv's.
+export ACCENT_TOOLS_BIN ?= $(CURDIR)/$(TOOLS_BIN)
 
-.PHONY: help venv demo test test-fast lint format bench clean
+.PHONY: help venv tools demo test test-fast lint format bench clean
 
 help:
 	@echo "make demo   - set up .venv, write the demo corpus and run the whole pipeline on it"
@@ -25,6 +34,7 @@ help:
 	@echo "make lint   - ruff format --check and ruff check"
 	@echo "make format - ruff format and ruff check --fix"
 	@echo "make bench  - embedding throughput and serving latency benchmarks"
+	@echo "make tools  - set up .venv-tools with the manifest checkers (checkov, kubernetes-validate, hadolint)"
 
 venv: $(INSTALLED)
 
@@ -39,6 +49,16 @@ $(INSTALLED):
 	$(BIN)/pip check >/dev/null || true
 	touch $@
 
+tools: $(TOOLS_INSTALLED)
+
+$(TOOLS_INSTALLED):
+	@echo "Setting up $(TOOLS_VENV) with $(PYTHON_TOOLS) (1 to 3 minutes)"
+	rm -rf $(TOOLS_VENV)
+	$(PYTHON_TOOLS) -m venv $(TOOLS_VENV)
+	$(TOOLS_BIN)/pip install --quiet --upgrade pip
+	$(TOOLS_BIN)/pip install --quiet -r requirements-tools.txt
+	touch $@
+
 demo: $(INSTALLED)
 	$(BIN)/accent-pipeline demo-corpus $(DEMO_DIR)/corpus
 	$(BIN)/accent-pipeline run --corpus $(DEMO_DIR)/corpus --output $(DEMO_DIR)/output --yamnet offline
@@ -51,14 +71,14 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint $(TOOLS_INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: $(INSTALLED)
+test-fast: $(INSTALLED) $(TOOLS_INSTALLED)
 	$(BIN)/pytest -m "not e2e and not slow" $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,18 @@
+# Image of the accent pipeline's Kubeflow Pipelines steps: every TFX component (standard and
+# custom) runs from it, so the package and all its dependencies are installed here.
+#   docker build -t REGISTRY/accent-pipeline:TAG .
+# tensorflow/tfx:1.16.0 brings Python 3.10 and TFX 1.16 with its TensorFlow, Beam and TFMA stack;
+# the pins of setup.py and requirements-post.txt then give the same environment as .venv.
+FROM tensorflow/tfx:1.16.0
+
+WORKDIR /opt/accent-pipeline
+
+COPY setup.py pyproject.toml requirements-post.txt ./
+COPY pipeline/ pipeline/
+COPY components/ components/
+COPY schemas/ schemas/
+
+# Not editable: the code lands in site-packages, wherever a step's working directory is.
+# Second step as in the Makefile: tensorflow-hub 0.16.1 and tf-keras over tfx's own pins.
+RUN pip install --no-cache-dir . \
+    && pip install --no-cache-dir -r requirements-post.txt

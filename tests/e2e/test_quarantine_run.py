@@ -1,0 +1,73 @@
+"""A corpus with broken entries: the run keeps every good clip and reports every bad one, or stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components import corpus
+from pipeline import cli, run_summary
+from tests import corpus_builders
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(corpus_root: str, output: Path, max_bad_fraction: float) -> int:
+    return cli.main(
+        [
+            "run",
+            "--corpus",
+            corpus_root,
+            "--output",
+            str(output),
+            "--yamnet",
+            "offline",
+            "--split",
+            "utterance",
+            "--eval-fraction",
+            "0.3",
+            "--epochs",
+            "2",
+            "--min-auc",
+            "0",
+            "--max-bad-fraction",
+            str(max_bad_fraction),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def bad_corpus(tmp_path_factory: pytest.TempPathFactory) -> corpus_builders.BuiltCorpus:
+    return corpus_builders.build_bad_corpus(str(tmp_path_factory.mktemp("bad") / "corpus"))
+
+
+def test_run_over_a_tolerant_threshold_keeps_every_good_clip(
+    bad_corpus: corpus_builders.BuiltCorpus, tmp_path: Path
+) -> None:
+    assert _run(bad_corpus.root, tmp_path, max_bad_fraction=0.5) == 0
+    runs = run_summary.latest_run(run_summary.open_store(str(tmp_path / "metadata.sqlite")))
+    assert runs["EmbeddingGen"].state == "complete"
+    examples = runs["EmbeddingGen"].outputs["examples"][0]
+    assert examples.custom_properties["num_clips"].int_value == len(bad_corpus.good_clips)
+    report = sorted(
+        corpus.read_quarantine_csv(str(tmp_path / "quarantine.csv")), key=lambda entry: entry.filename
+    )
+    assert [entry.filename for entry in report] == [
+        filename for filename, _ in bad_corpus.expected_quarantine
+    ]
+    for entry, (_, reason_prefix) in zip(report, bad_corpus.expected_quarantine, strict=True):
+        assert entry.reason.startswith(reason_prefix), entry
+
+
+def test_mostly_bad_corpus_stops_the_run_and_keeps_the_report(
+    bad_corpus: corpus_builders.BuiltCorpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(bad_corpus.root, tmp_path, max_bad_fraction=0.05) == 1
+    message = capsys.readouterr().err
+    assert f"{len(bad_corpus.expected_quarantine)} of " in message
+    assert str(tmp_path / "quarantine.csv") in message
+    assert len(corpus.read_quarantine_csv(str(tmp_path / "quarantine.csv"))) == len(
+        bad_corpus.expected_quarantine
+    )
+    assert not (tmp_path / "serving").exists()
