@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "dill",
     "h5py",
     "scipy",
+    "typing_extensions",
     "espeakng-loader",
 ]
 

@@ -1,0 +1,190 @@
+"""Small SavedModels that honour the serving contract, for serving tests.
+
+``build_saved_model`` writes a tf.Module whose ``serving_default`` signature
+takes a 16 kHz mono float32 ``waveform`` and returns ``class_probabilities``,
+``accent`` and ``patch_probabilities`` like the real model (YAMNet plus the
+classifier), but computes them from a few simple per-patch statistics and a
+fixed linear map. Each version adds a large bias to one class, so the accent a
+version predicts (``expected_accent``) tells versions apart. A waveform with
+NaN or Inf samples makes the model raise, to test how errors inside a model
+are reported.
+
+``push_model_version`` publishes a built model under a TF Serving base path the
+way TFX's Pusher does: it copies into a temporary directory next to the
+version directory, then renames it into place.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+import wave
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from components import features
+
+# YAMNet's patch geometry: 0.975 s windows with a 0.48 s hop at 16 kHz.
+PATCH_WINDOW_SAMPLES = 15600
+PATCH_HOP_SAMPLES = 7680
+
+# Logit added to the version's class, so it wins whatever the waveform.
+VERSION_BIAS = 6.0
+
+NUM_PATCH_STATISTICS = 5
+
+
+def expected_class_id(version: int) -> int:
+    """Returns the class a fixture model of ``version`` predicts for any waveform."""
+    return (version - 1) % len(features.DEFAULT_CLASS_NAMES)
+
+
+def expected_accent(version: int) -> str:
+    """Returns the accent a fixture model of ``version`` predicts for any waveform."""
+    return features.DEFAULT_CLASS_NAMES[expected_class_id(version)]
+
+
+class FixtureAccentModel(tf.Module):
+    """A deterministic stand-in for the served accent model."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(name="fixture_accent_model")
+        num_classes = len(features.DEFAULT_CLASS_NAMES)
+        statistic_index, class_index = np.meshgrid(
+            np.arange(NUM_PATCH_STATISTICS), np.arange(num_classes), indexing="ij"
+        )
+        weights = np.sin(1.0 + statistic_index * 1.7 + class_index * 0.9).astype(np.float32)
+        bias = np.zeros(num_classes, dtype=np.float32)
+        bias[expected_class_id(version)] = VERSION_BIAS
+        self.weights = tf.Variable(weights, trainable=False, name="weights")
+        self.bias = tf.Variable(bias, trainable=False, name="bias")
+        self.class_names = tf.constant(features.DEFAULT_CLASS_NAMES)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec(shape=[None], dtype=tf.float32, name=features.WAVEFORM_INPUT_KEY),
+        ]
+    )
+    def serve(self, waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Scores one waveform patch by patch, like YAMNet plus the classifier."""
+        waveform = tf.debugging.check_numerics(waveform, "the fixture model rejects NaN and Inf samples")
+        num_samples = tf.shape(waveform)[0]
+        samples_after_first_patch = tf.maximum(0, num_samples - PATCH_WINDOW_SAMPLES)
+        num_hops = (samples_after_first_patch + PATCH_HOP_SAMPLES - 1) // PATCH_HOP_SAMPLES
+        padded_length = PATCH_WINDOW_SAMPLES + num_hops * PATCH_HOP_SAMPLES
+        padded = tf.pad(waveform, [[0, padded_length - num_samples]])
+        patches = tf.signal.frame(padded, PATCH_WINDOW_SAMPLES, PATCH_HOP_SAMPLES)
+        zero_crossings = tf.reduce_mean(tf.abs(tf.sign(patches[:, 1:]) - tf.sign(patches[:, :-1])), axis=1)
+        statistics = tf.stack(
+            [
+                tf.reduce_mean(patches, axis=1),
+                tf.sqrt(tf.reduce_mean(tf.square(patches), axis=1)),
+                tf.reduce_max(tf.abs(patches), axis=1),
+                tf.math.reduce_std(patches, axis=1),
+                zero_crossings / 2.0,
+            ],
+            axis=1,
+        )
+        patch_probabilities = tf.nn.softmax(tf.matmul(statistics * 4.0, self.weights) + self.bias)
+        class_probabilities = tf.reduce_mean(patch_probabilities, axis=0)
+        accent = tf.gather(self.class_names, tf.argmax(class_probabilities))
+        return {
+            features.CLASS_PROBABILITIES_OUTPUT_KEY: class_probabilities,
+            features.ACCENT_OUTPUT_KEY: accent,
+            features.PATCH_PROBABILITIES_OUTPUT_KEY: patch_probabilities,
+        }
+
+
+def build_saved_model(export_dir: Path, version: int) -> Path:
+    """Writes a fixture SavedModel of ``version`` to ``export_dir``.
+
+    Args:
+        export_dir: Directory to create; it must not exist yet.
+        version: The model version; it picks the class the model favours.
+
+    Returns:
+        ``export_dir``.
+    """
+    model = FixtureAccentModel(version)
+    tf.saved_model.save(model, str(export_dir), signatures={features.SERVING_SIGNATURE: model.serve})
+    return export_dir
+
+
+def cached_saved_model(cache_root: Path, version: int) -> Path:
+    """Returns a fixture SavedModel of ``version`` under ``cache_root``, building it once.
+
+    Args:
+        cache_root: A directory that lives for the whole test session, e.g.
+            ``tmp_path_factory.getbasetemp() / "serving_models"``.
+        version: The model version.
+
+    Returns:
+        The SavedModel directory.
+    """
+    model_dir = cache_root / f"version-{version}"
+    if not (model_dir / "saved_model.pb").exists():
+        cache_root.mkdir(parents=True, exist_ok=True)
+        staging_dir = cache_root / f".staging-{version}-{uuid.uuid4().hex}"
+        build_saved_model(staging_dir, version)
+        staging_dir.rename(model_dir)
+    return model_dir
+
+
+def push_model_version(source_dir: Path, model_base_path: Path, version: int) -> Path:
+    """Publishes a SavedModel as ``<model_base_path>/<version>`` the way TFX's Pusher does.
+
+    Args:
+        source_dir: A SavedModel directory.
+        model_base_path: The served model's base path.
+        version: The version number to publish as.
+
+    Returns:
+        The new version directory.
+    """
+    model_base_path.mkdir(parents=True, exist_ok=True)
+    staging_dir = model_base_path / f".pushing-{version}-{uuid.uuid4().hex}"
+    shutil.copytree(source_dir, staging_dir)
+    version_dir = model_base_path / str(version)
+    staging_dir.rename(version_dir)
+    return version_dir
+
+
+def make_waveform(seconds: float, seed: int = 0) -> np.ndarray:
+    """Returns a reproducible 16 kHz float32 test waveform in [-1, 1].
+
+    Args:
+        seconds: Duration.
+        seed: Seed of the noise and of the tone's pitch.
+
+    Returns:
+        A 1-D float32 array.
+    """
+    generator = np.random.default_rng(seed)
+    num_samples = round(seconds * features.SAMPLE_RATE)
+    time = np.arange(num_samples) / features.SAMPLE_RATE
+    frequency = generator.uniform(100.0, 1000.0)
+    tone = 0.5 * np.sin(2.0 * np.pi * frequency * time) * np.linspace(0.2, 1.0, num_samples)
+    noise = generator.normal(0.0, 0.05, num_samples)
+    return np.clip(tone + noise, -1.0, 1.0).astype(np.float32)
+
+
+def write_wav(path: Path, waveform: np.ndarray, sample_rate: int = features.SAMPLE_RATE) -> Path:
+    """Writes a mono 16-bit PCM WAV file.
+
+    Args:
+        path: Where to write.
+        waveform: Float samples in [-1, 1].
+        sample_rate: Samples per second.
+
+    Returns:
+        ``path``.
+    """
+    pcm = np.round(np.clip(waveform, -1.0, 1.0) * 32767.0).astype("<i2")
+    with wave.open(str(path), "wb") as wav_file:
+        wav_file.setnchannels(1)
+        wav_file.setsampwidth(2)
+        wav_file.setframerate(sample_rate)
+        wav_file.writeframes(pcm.tobytes())
+    return path

@@ -1,0 +1,204 @@
+"""The prediction client against the local server, over loopback gRPC."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import audio, features
+from components.serving import client, server
+from tests import serving_models
+
+MODEL_NAME = "accent"
+SERVED_VERSION = 2
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "serving_models"
+
+
+@pytest.fixture(scope="module")
+def model_base_path(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+    base_path = tmp_path_factory.mktemp("served") / MODEL_NAME
+    serving_models.push_model_version(
+        serving_models.cached_saved_model(model_cache, SERVED_VERSION), base_path, SERVED_VERSION
+    )
+    return base_path
+
+
+@pytest.fixture(scope="module")
+def running_server(model_base_path: Path) -> Iterator[server.RunningServer]:
+    running = server.start_server(
+        model_base_path, MODEL_NAME, host="127.0.0.1", port=0, poll_wait_seconds=0.2
+    )
+    try:
+        assert running.manager.wait_for_version(SERVED_VERSION, timeout_seconds=30.0) is not None
+        yield running
+    finally:
+        running.stop(grace_seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def in_process_signature(model_base_path: Path):
+    return tf.saved_model.load(str(model_base_path / str(SERVED_VERSION))).signatures[
+        features.SERVING_SIGNATURE
+    ]
+
+
+@pytest.fixture
+def good_wav(tmp_path: Path) -> Path:
+    return serving_models.write_wav(tmp_path / "speaker one.wav", serving_models.make_waveform(2.5, seed=11))
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _expected_outputs(in_process_signature, wav_path: Path) -> dict[str, np.ndarray]:
+    waveform = audio.load_waveform(wav_path.read_bytes(), wav_path.name)
+    outputs = in_process_signature(waveform=tf.constant(waveform))
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def test_predict_files_prints_the_accent_and_a_sorted_probability_table(
+    running_server, in_process_signature, good_wav: Path, capsys
+) -> None:
+    output = io.StringIO()
+    exit_code = client.predict_files(
+        [str(good_wav)], running_server.address, MODEL_NAME, output_json=False, stream=output
+    )
+
+    assert exit_code == 0
+    expected = _expected_outputs(in_process_signature, good_wav)
+    expected_accent = expected[features.ACCENT_OUTPUT_KEY].decode("utf-8")
+    lines = output.getvalue().splitlines()
+    assert lines[0].startswith(f"{good_wav}: {expected_accent} (model {MODEL_NAME} version {SERVED_VERSION}")
+    table = [line.split() for line in lines[1:]]
+    printed = {" ".join(row[:-1]): float(row[-1].rstrip("%")) / 100.0 for row in table}
+    assert set(printed) == set(features.DEFAULT_CLASS_NAMES)
+    expected_probabilities = dict(
+        zip(features.DEFAULT_CLASS_NAMES, expected[features.CLASS_PROBABILITIES_OUTPUT_KEY], strict=True)
+    )
+    for name, probability in printed.items():
+        assert probability == pytest.approx(expected_probabilities[name], abs=6e-5)
+    printed_order = [value for value in printed.values()]
+    assert printed_order == sorted(printed_order, reverse=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_predict_files_reports_bad_files_and_carries_on(
+    running_server, good_wav: Path, tmp_path: Path, capsys
+):
+    missing = tmp_path / "missing.wav"
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("these are meeting notes, not audio")
+    output = io.StringIO()
+
+    exit_code = client.predict_files(
+        [str(missing), str(not_audio), str(good_wav)],
+        running_server.address,
+        MODEL_NAME,
+        False,
+        stream=output,
+    )
+
+    assert exit_code == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"error: cannot read {missing}")
+    assert errors[1].startswith(f"error: cannot decode {not_audio}")
+    assert output.getvalue().startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")
+
+
+def test_predict_files_reports_a_down_server_clearly(good_wav: Path, tmp_path: Path, capsys) -> None:
+    address = f"127.0.0.1:{_closed_loopback_port()}"
+    second_wav = serving_models.write_wav(tmp_path / "second.wav", serving_models.make_waveform(1.0, seed=2))
+    output = io.StringIO()
+
+    exit_code = client.predict_files(
+        [str(good_wav), str(second_wav)], address, MODEL_NAME, False, timeout_seconds=10.0, stream=output
+    )
+
+    assert exit_code == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2
+    for line in errors:
+        assert line.startswith(f"error: cannot reach TF Serving at {address}: ")
+    assert output.getvalue() == ""
+
+
+def test_predict_files_json_output_parses(
+    running_server, in_process_signature, good_wav: Path, tmp_path: Path
+):
+    missing = tmp_path / "missing.flac"
+    output = io.StringIO()
+
+    exit_code = client.predict_files(
+        [str(good_wav), str(missing)], running_server.address, MODEL_NAME, output_json=True, stream=output
+    )
+
+    assert exit_code == 1
+    results = [json.loads(line) for line in output.getvalue().splitlines()]
+    assert [result["file"] for result in results] == [str(good_wav), str(missing)]
+    expected = _expected_outputs(in_process_signature, good_wav)
+    good = results[0]
+    assert good["accent"] == expected[features.ACCENT_OUTPUT_KEY].decode("utf-8")
+    assert good["model_name"] == MODEL_NAME
+    assert good["model_version"] == SERVED_VERSION
+    assert list(good["class_probabilities"]) == list(features.DEFAULT_CLASS_NAMES)
+    np.testing.assert_allclose(
+        list(good["class_probabilities"].values()),
+        expected[features.CLASS_PROBABILITIES_OUTPUT_KEY],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        good["patch_probabilities"], expected[features.PATCH_PROBABILITIES_OUTPUT_KEY], rtol=1e-6
+    )
+    assert "cannot read" in results[1]["error"]
+
+
+def test_predict_files_resamples_other_rates(running_server, in_process_signature, tmp_path: Path) -> None:
+    wav_path = serving_models.write_wav(
+        tmp_path / "phone.wav", serving_models.make_waveform(2.0, seed=5)[::2], sample_rate=8000
+    )
+    output = io.StringIO()
+    assert client.predict_files([str(wav_path)], running_server.address, MODEL_NAME, True, stream=output) == 0
+    result = json.loads(output.getvalue())
+    expected = _expected_outputs(in_process_signature, wav_path)
+    assert len(result["patch_probabilities"]) == len(expected[features.PATCH_PROBABILITIES_OUTPUT_KEY])
+    np.testing.assert_allclose(
+        list(result["class_probabilities"].values()),
+        expected[features.CLASS_PROBABILITIES_OUTPUT_KEY],
+        rtol=1e-6,
+    )
+
+
+def test_predict_files_names_the_server_error(running_server, good_wav: Path, capsys) -> None:
+    output = io.StringIO()
+    exit_code = client.predict_files([str(good_wav)], running_server.address, "dialect", False, stream=output)
+    assert exit_code == 1
+    error = capsys.readouterr().err
+    assert "NOT_FOUND" in error
+    assert "dialect" in error
+
+
+def test_build_predict_request_rejects_bad_waveforms() -> None:
+    with pytest.raises(ValueError, match="1-D"):
+        client.build_predict_request(np.zeros((2, 100), dtype=np.float32), MODEL_NAME)
+    with pytest.raises(ValueError, match="empty"):
+        client.build_predict_request(np.zeros(0, dtype=np.float32), MODEL_NAME)
+
+
+def test_predict_files_rejects_a_non_positive_timeout(good_wav: Path) -> None:
+    with pytest.raises(ValueError, match="timeout_seconds"):
+        client.predict_files([str(good_wav)], "127.0.0.1:1", MODEL_NAME, False, timeout_seconds=0.0)
