@@ -1,0 +1,394 @@
+"""Custom TFMA metrics of the accent classifier.
+
+* ``PresentClassMacroAUC``: the macro average of one-vs-rest ROC AUCs over the
+  classes that have both positive and negative examples in the slice. A class
+  absent from the evaluation data has an undefined AUC; TFMA's built-in macro
+  average would carry it into the mean, so this metric leaves it out.
+* ``ClipAccuracy``: clip-level accuracy. The probabilities of each clip's
+  speech patches are averaged and the argmax is compared with the clip's accent
+  (read from the ``clip_id`` and ``accent`` features).
+
+Both are beam CombineFns over per-example ``StandardMetricInputs``, configured
+through ``tfma.MetricConfig(class_name=..., module=__name__, config=json)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.metrics import metric_types, metric_util
+
+from components import features
+
+logger = logging.getLogger(__name__)
+
+PRESENT_CLASS_MACRO_AUC_NAME = "present_class_macro_auc"
+PRESENT_CLASS_COUNT_NAME = "present_class_count"
+CLIP_ACCURACY_NAME = "clip_accuracy"
+CLIP_COUNT_NAME = "clip_count"
+
+# Score buckets of the per-class histograms: AUC is exact up to ties within 1/1000.
+DEFAULT_NUM_BUCKETS = 1000
+
+
+def histogram_auc(positive_histogram: np.ndarray, negative_histogram: np.ndarray) -> float:
+    """Computes ROC AUC from score histograms of positives and negatives.
+
+    The AUC is the probability that a random positive scores above a random
+    negative, a tie within one bucket counting one half (Mann-Whitney).
+
+    Args:
+        positive_histogram: Weight of positive examples in each score bucket, ascending scores.
+        negative_histogram: Weight of negative examples in the same buckets.
+
+    Returns:
+        The AUC, or NaN when there is no positive or no negative weight.
+    """
+    positive_total = float(np.sum(positive_histogram))
+    negative_total = float(np.sum(negative_histogram))
+    if positive_total <= 0 or negative_total <= 0:
+        return float("nan")
+    negatives_below = np.cumsum(negative_histogram) - negative_histogram
+    pairs_won = np.sum(positive_histogram * (negatives_below + 0.5 * negative_histogram))
+    return float(pairs_won / (positive_total * negative_total))
+
+
+def present_class_macro_auc(
+    positive_histograms: np.ndarray, negative_histograms: np.ndarray
+) -> tuple[float, int]:
+    """Averages one-vs-rest AUC over the classes that have positives and negatives.
+
+    Args:
+        positive_histograms: ``[num_classes, num_buckets]`` weights of each class's positives.
+        negative_histograms: ``[num_classes, num_buckets]`` weights of each class's negatives.
+
+    Returns:
+        The macro AUC (NaN if no class has both) and the number of classes averaged.
+    """
+    aucs = [
+        histogram_auc(positive_histogram, negative_histogram)
+        for positive_histogram, negative_histogram in zip(
+            positive_histograms, negative_histograms, strict=True
+        )
+    ]
+    defined = [auc for auc in aucs if not np.isnan(auc)]
+    return (float(np.mean(defined)) if defined else float("nan")), len(defined)
+
+
+def _keys(
+    names: Sequence[str],
+    model_names: Sequence[str] | None,
+    output_names: Sequence[str] | None,
+    example_weighted: bool,
+) -> Iterable[tuple[str, str, list[metric_types.MetricKey]]]:
+    """Yields (model name, output name, metric keys of ``names``) for every model and output."""
+    for model_name in model_names or [""]:
+        for output_name in output_names or [""]:
+            yield (
+                model_name,
+                output_name,
+                [
+                    metric_types.MetricKey(
+                        name=name,
+                        model_name=model_name,
+                        output_name=output_name,
+                        example_weighted=example_weighted,
+                    )
+                    for name in names
+                ],
+            )
+
+
+def _sparse_label_and_predictions(
+    element: metric_types.StandardMetricInputs,
+    eval_config: tfma.EvalConfig | None,
+    model_name: str,
+    output_name: str,
+    example_weighted: bool,
+    num_classes: int,
+) -> tuple[int, np.ndarray, float]:
+    """Returns the class id label, the ``[num_classes]`` probabilities and the weight of one example."""
+    label, prediction, example_weight = next(
+        metric_util.to_label_prediction_example_weight(
+            element,
+            eval_config=eval_config,
+            model_name=model_name,
+            output_name=output_name,
+            example_weighted=example_weighted,
+            flatten=False,
+            require_single_example_weight=True,
+        )
+    )
+    prediction = np.asarray(prediction, dtype=np.float64).reshape(-1)
+    if prediction.size != num_classes:
+        raise ValueError(f"Expected {num_classes} class probabilities, got {prediction.size}")
+    label = np.asarray(label).reshape(-1)
+    if label.size != 1:
+        raise ValueError(f"Expected one sparse class id label per example, got {label.tolist()}")
+    return int(label[0]), prediction, float(np.asarray(example_weight).reshape(-1)[0])
+
+
+class PresentClassMacroAUC(metric_types.Metric):
+    """Macro-averaged one-vs-rest ROC AUC over the classes present in the slice.
+
+    Labels are sparse class ids, predictions the ``[num_classes]`` probabilities.
+    Each class's AUC is computed from fixed-width score histograms; classes
+    without positives or without negatives in the slice are left out. The metric
+    also reports ``present_class_count``, the number of classes averaged.
+    """
+
+    def __init__(
+        self,
+        name: str = PRESENT_CLASS_MACRO_AUC_NAME,
+        num_classes: int = len(features.DEFAULT_CLASS_NAMES),
+        num_buckets: int = DEFAULT_NUM_BUCKETS,
+    ) -> None:
+        """Initialises the metric.
+
+        Args:
+            name: Metric name (thresholds refer to it).
+            num_classes: Size of the prediction vector.
+            num_buckets: Score buckets in [0, 1] of each class's histograms.
+
+        Raises:
+            ValueError: If ``num_classes`` < 2 or ``num_buckets`` < 2.
+        """
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if num_buckets < 2:
+            raise ValueError(f"num_buckets must be at least 2, got {num_buckets}")
+        super().__init__(
+            _present_class_macro_auc_computations, name=name, num_classes=num_classes, num_buckets=num_buckets
+        )
+
+
+def _present_class_macro_auc_computations(
+    name: str = PRESENT_CLASS_MACRO_AUC_NAME,
+    num_classes: int = len(features.DEFAULT_CLASS_NAMES),
+    num_buckets: int = DEFAULT_NUM_BUCKETS,
+    eval_config: tfma.EvalConfig | None = None,
+    model_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    """Returns one computation per model and output of the present-class macro AUC."""
+    computations = []
+    for model_name, output_name, (auc_key, count_key) in _keys(
+        [name, PRESENT_CLASS_COUNT_NAME], model_names, output_names, example_weighted
+    ):
+        computations.append(
+            metric_types.MetricComputation(
+                keys=[auc_key, count_key],
+                preprocessors=None,
+                combiner=_PresentClassMacroAUCCombiner(
+                    auc_key,
+                    count_key,
+                    eval_config,
+                    model_name,
+                    output_name,
+                    example_weighted,
+                    num_classes,
+                    num_buckets,
+                ),
+            )
+        )
+    return computations
+
+
+class _PresentClassMacroAUCCombiner(beam.CombineFn):
+    """Accumulates per-class score histograms: ``[2, num_classes, num_buckets]`` (negatives, positives)."""
+
+    def __init__(
+        self,
+        auc_key: metric_types.MetricKey,
+        count_key: metric_types.MetricKey,
+        eval_config: tfma.EvalConfig | None,
+        model_name: str,
+        output_name: str,
+        example_weighted: bool,
+        num_classes: int,
+        num_buckets: int,
+    ) -> None:
+        self._auc_key = auc_key
+        self._count_key = count_key
+        self._eval_config = eval_config
+        self._model_name = model_name
+        self._output_name = output_name
+        self._example_weighted = example_weighted
+        self._num_classes = num_classes
+        self._num_buckets = num_buckets
+
+    def create_accumulator(self) -> np.ndarray:
+        return np.zeros((2, self._num_classes, self._num_buckets), dtype=np.float64)
+
+    def add_input(self, accumulator: np.ndarray, element: metric_types.StandardMetricInputs) -> np.ndarray:
+        label, prediction, example_weight = _sparse_label_and_predictions(
+            element,
+            self._eval_config,
+            self._model_name,
+            self._output_name,
+            self._example_weighted,
+            self._num_classes,
+        )
+        buckets = np.clip((prediction * self._num_buckets).astype(np.int64), 0, self._num_buckets - 1)
+        is_positive = (np.arange(self._num_classes) == label).astype(np.int64)
+        accumulator[is_positive, np.arange(self._num_classes), buckets] += example_weight
+        return accumulator
+
+    def merge_accumulators(self, accumulators: Iterable[np.ndarray]) -> np.ndarray:
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        for accumulator in accumulators:
+            result += accumulator
+        return result
+
+    def extract_output(self, accumulator: np.ndarray) -> dict[metric_types.MetricKey, Any]:
+        macro_auc, present_count = present_class_macro_auc(accumulator[1], accumulator[0])
+        return {self._auc_key: macro_auc, self._count_key: present_count}
+
+
+class ClipAccuracy(metric_types.Metric):
+    """Clip-level accuracy from per-patch predictions.
+
+    For each clip (``clip_id`` feature), the probabilities of its speech patches
+    (label is not "Not a speech") are averaged; the clip is correct when the
+    argmax is the class of its ``accent`` feature. Clips without a speech patch
+    or whose accent is not a class name are not scored. Also reports
+    ``clip_count``, the number of clips scored.
+    """
+
+    def __init__(
+        self,
+        name: str = CLIP_ACCURACY_NAME,
+        class_names: Sequence[str] = features.DEFAULT_CLASS_NAMES,
+    ) -> None:
+        """Initialises the metric.
+
+        Args:
+            name: Metric name.
+            class_names: The label vocabulary, in id order.
+
+        Raises:
+            ValueError: If there are fewer than two class names.
+        """
+        if len(class_names) < 2:
+            raise ValueError(f"class_names needs at least two names, got {list(class_names)}")
+        super().__init__(_clip_accuracy_computations, name=name, class_names=list(class_names))
+
+
+def _clip_accuracy_computations(
+    name: str = CLIP_ACCURACY_NAME,
+    class_names: Sequence[str] = features.DEFAULT_CLASS_NAMES,
+    eval_config: tfma.EvalConfig | None = None,
+    model_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    """Returns one computation per model and output of clip-level accuracy."""
+    preprocessors = [
+        metric_types.FeaturePreprocessor(feature_keys=[features.CLIP_ID_KEY, features.ACCENT_KEY]),
+    ]
+    computations = []
+    for model_name, output_name, (accuracy_key, count_key) in _keys(
+        [name, CLIP_COUNT_NAME], model_names, output_names, example_weighted
+    ):
+        computations.append(
+            metric_types.MetricComputation(
+                keys=[accuracy_key, count_key],
+                preprocessors=preprocessors,
+                combiner=_ClipAccuracyCombiner(
+                    accuracy_key, count_key, eval_config, model_name, output_name, list(class_names)
+                ),
+            )
+        )
+    return computations
+
+
+def _feature_string(element: metric_types.StandardMetricInputs, key: str) -> str:
+    """Returns the single string value of a feature of one example."""
+    value = np.asarray(element.features[key]).reshape(-1)
+    if value.size != 1:
+        raise ValueError(f"Feature {key!r} must have exactly one value, got {value.tolist()}")
+    item = value[0]
+    return item.decode() if isinstance(item, bytes) else str(item)
+
+
+class _ClipAccuracyCombiner(beam.CombineFn):
+    """Accumulates, per clip, the sum of its speech patches' probabilities and its accent."""
+
+    def __init__(
+        self,
+        accuracy_key: metric_types.MetricKey,
+        count_key: metric_types.MetricKey,
+        eval_config: tfma.EvalConfig | None,
+        model_name: str,
+        output_name: str,
+        class_names: list[str],
+    ) -> None:
+        self._accuracy_key = accuracy_key
+        self._count_key = count_key
+        self._eval_config = eval_config
+        self._model_name = model_name
+        self._output_name = output_name
+        self._class_names = class_names
+        self._not_speech_id = (
+            class_names.index(features.NOT_SPEECH_CLASS_NAME)
+            if features.NOT_SPEECH_CLASS_NAME in class_names
+            else -1
+        )
+
+    def create_accumulator(self) -> dict[str, tuple[np.ndarray, str]]:
+        return {}
+
+    def add_input(
+        self, accumulator: dict[str, tuple[np.ndarray, str]], element: metric_types.StandardMetricInputs
+    ) -> dict[str, tuple[np.ndarray, str]]:
+        label, prediction, _ = _sparse_label_and_predictions(
+            element,
+            self._eval_config,
+            self._model_name,
+            self._output_name,
+            example_weighted=False,
+            num_classes=len(self._class_names),
+        )
+        if label == self._not_speech_id:
+            return accumulator
+        clip_id = _feature_string(element, features.CLIP_ID_KEY)
+        accent = _feature_string(element, features.ACCENT_KEY)
+        if clip_id in accumulator:
+            probability_sum, _ = accumulator[clip_id]
+            accumulator[clip_id] = (probability_sum + prediction, accent)
+        else:
+            accumulator[clip_id] = (prediction.copy(), accent)
+        return accumulator
+
+    def merge_accumulators(
+        self, accumulators: Iterable[dict[str, tuple[np.ndarray, str]]]
+    ) -> dict[str, tuple[np.ndarray, str]]:
+        accumulators = iter(accumulators)
+        result = next(accumulators)
+        for accumulator in accumulators:
+            for clip_id, (probability_sum, accent) in accumulator.items():
+                if clip_id in result:
+                    result[clip_id] = (result[clip_id][0] + probability_sum, accent)
+                else:
+                    result[clip_id] = (probability_sum, accent)
+        return result
+
+    def extract_output(
+        self, accumulator: dict[str, tuple[np.ndarray, str]]
+    ) -> dict[metric_types.MetricKey, Any]:
+        scored = 0
+        correct = 0
+        for probability_sum, accent in accumulator.values():
+            if accent not in self._class_names:
+                continue
+            scored += 1
+            correct += int(int(np.argmax(probability_sum)) == self._class_names.index(accent))
+        accuracy = correct / scored if scored else float("nan")
+        return {self._accuracy_key: accuracy, self._count_key: scored}

@@ -1,0 +1,175 @@
+"""Reading the per-patch tf.Examples of an Examples artifact with tf.data.
+
+Every split of the artifact is a set of gzipped TFRecord files of serialized
+tf.Examples, one per 0.96 s YAMNet patch (see ``components/features.py``).
+The Trainer only needs the embedding and the label of each patch; clip-level
+evaluation also needs the clip id and the clip's accent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from components import features
+
+logger = logging.getLogger(__name__)
+
+# Records read in one parsing batch when counting labels or gathering clips.
+_COUNTING_BATCH_SIZE = 4096
+
+
+def embedding_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
+    """Returns the parsing spec of the model input alone.
+
+    Returns:
+        A ``tf.io.parse_example`` spec with the 1024-d ``embedding`` feature.
+    """
+    return {features.EMBEDDING_KEY: tf.io.FixedLenFeature([features.EMBEDDING_SIZE], tf.float32)}
+
+
+def training_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
+    """Returns the parsing spec of what training reads: embedding and label.
+
+    Returns:
+        A ``tf.io.parse_example`` spec with the ``embedding`` and ``label`` features.
+    """
+    return {
+        **embedding_feature_spec(),
+        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
+def clip_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
+    """Returns the parsing spec of clip-level evaluation.
+
+    Returns:
+        A ``tf.io.parse_example`` spec with the embedding, the label, the clip id
+        and the clip's accent name.
+    """
+    return {
+        **training_feature_spec(),
+        features.CLIP_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.ACCENT_KEY: tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+def resolve_files(file_patterns: str | Iterable[str]) -> list[str]:
+    """Expands file patterns (as in ``FnArgs.train_files``) into sorted file paths.
+
+    Args:
+        file_patterns: One glob pattern or several.
+
+    Returns:
+        The sorted, de-duplicated list of matching files.
+
+    Raises:
+        ValueError: If no file matches.
+    """
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    files = sorted({path for pattern in patterns for path in tf.io.gfile.glob(pattern)})
+    if not files:
+        raise ValueError(f"No TFRecord file matches {patterns}")
+    return files
+
+
+def _record_dataset(files: Sequence[str]) -> tf.data.Dataset:
+    """Returns the serialized records of gzipped TFRecord files, in file order."""
+    return tf.data.TFRecordDataset(list(files), compression_type="GZIP")
+
+
+def make_training_dataset(
+    file_patterns: str | Iterable[str],
+    num_classes: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    shuffle_buffer_size: int = 10_000,
+    num_records: int | None = None,
+) -> tf.data.Dataset:
+    """Builds a dataset of ``(embedding batch, one-hot label batch)`` pairs.
+
+    Args:
+        file_patterns: Glob pattern(s) of gzipped TFRecord files of per-patch tf.Examples.
+        num_classes: Size of the label vocabulary (depth of the one-hot labels).
+        batch_size: Patches per batch.
+        shuffle: Whether to shuffle the patches (each epoch anew, from ``seed``).
+        seed: Seed of the shuffling.
+        shuffle_buffer_size: Records held by the shuffle buffer.
+        num_records: The number of records, if known (e.g. from ``count_labels``): it
+            lets Keras know the number of steps per epoch.
+
+    Returns:
+        A dataset of ``(embeddings float32 [batch, 1024], one-hot labels float32 [batch, num_classes])``.
+
+    Raises:
+        ValueError: If ``batch_size`` is not positive or no file matches.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    dataset = _record_dataset(resolve_files(file_patterns))
+    if num_records is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_records))
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+    feature_spec = training_feature_spec()
+
+    def _parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, feature_spec)
+        one_hot_labels = tf.one_hot(parsed[features.LABEL_KEY], depth=num_classes, dtype=tf.float32)
+        return parsed[features.EMBEDDING_KEY], one_hot_labels
+
+    return (
+        dataset.batch(batch_size).map(_parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def count_labels(file_patterns: str | Iterable[str], num_classes: int) -> np.ndarray:
+    """Counts the patches of each class.
+
+    Args:
+        file_patterns: Glob pattern(s) of gzipped TFRecord files of per-patch tf.Examples.
+        num_classes: Size of the label vocabulary.
+
+    Returns:
+        An int64 array of shape ``[num_classes]``: the number of patches of each class id.
+
+    Raises:
+        ValueError: If a label is outside ``[0, num_classes)`` or no file matches.
+    """
+    label_spec = {features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    counts = np.zeros(num_classes, dtype=np.int64)
+    dataset = _record_dataset(resolve_files(file_patterns)).batch(_COUNTING_BATCH_SIZE)
+    dataset = dataset.map(lambda serialized: tf.io.parse_example(serialized, label_spec)[features.LABEL_KEY])
+    for labels in dataset.as_numpy_iterator():
+        if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"Label ids must be in [0, {num_classes}); found {labels.min()}..{labels.max()}")
+        counts += np.bincount(labels, minlength=num_classes)
+    return counts
+
+
+def read_clip_patches(file_patterns: str | Iterable[str]) -> dict[str, np.ndarray]:
+    """Reads every patch's embedding, label, clip id and accent into memory.
+
+    Args:
+        file_patterns: Glob pattern(s) of gzipped TFRecord files of per-patch tf.Examples.
+
+    Returns:
+        A dict of numpy arrays keyed by feature name: ``embedding`` [N, 1024],
+        ``label`` [N], ``clip_id`` [N] (bytes) and ``accent`` [N] (bytes).
+    """
+    feature_spec = clip_feature_spec()
+    dataset = _record_dataset(resolve_files(file_patterns)).batch(_COUNTING_BATCH_SIZE)
+    dataset = dataset.map(lambda serialized: tf.io.parse_example(serialized, feature_spec))
+    columns: dict[str, list[np.ndarray]] = {key: [] for key in feature_spec}
+    for batch in dataset.as_numpy_iterator():
+        for key, values in batch.items():
+            columns[key].append(values)
+    empty_shapes = {features.EMBEDDING_KEY: (0, features.EMBEDDING_SIZE)}
+    return {
+        key: np.concatenate(values) if values else np.zeros(empty_shapes.get(key, (0,)))
+        for key, values in columns.items()
+    }

@@ -1,0 +1,355 @@
+"""The accent classifier and the TFX Trainer's ``run_fn``.
+
+The classifier is the keras-io example's ("English speaker accent recognition
+using Transfer Learning"): a dense network over one 1024-d YAMNet embedding per
+patch, trained with class weights that balance the patch counts of the classes
+and early stopping on validation AUC. ``run_fn`` exports it together with
+YAMNet (see ``components/trainer/export.py``), so the served model takes raw audio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from components import features
+from components.trainer import data, export
+from pipeline import configs
+
+if TYPE_CHECKING:
+    from tfx import v1 as tfx
+
+logger = logging.getLogger(__name__)
+
+# Keys of the Trainer's custom_config, all required.
+CLASS_NAMES_CONFIG_KEY = "class_names"
+EPOCHS_CONFIG_KEY = "epochs"
+BATCH_SIZE_CONFIG_KEY = "batch_size"
+LEARNING_RATE_CONFIG_KEY = "learning_rate"
+EARLY_STOPPING_PATIENCE_CONFIG_KEY = "early_stopping_patience"
+# Optional key: the seed of weight initialisation, dropout and shuffling.
+SEED_CONFIG_KEY = "seed"
+DEFAULT_SEED = 0
+
+# Name of the classifier's output layer.
+OUTPUT_LAYER_NAME = "accent_probabilities"
+
+# Metric that early stopping watches.
+EARLY_STOPPING_MONITOR = "val_auc"
+
+# File, in FnArgs.model_run_dir, of clip-level metrics on the eval split.
+CLIP_METRICS_FILENAME = "clip_metrics.json"
+
+# The reference model's hidden layers: (units, dropout rate) of each dense block.
+_HIDDEN_BLOCKS: tuple[tuple[int, float], ...] = ((256, 0.15), (384, 0.2), (192, 0.25), (384, 0.2))
+
+
+def build_model(
+    num_classes: int = len(features.DEFAULT_CLASS_NAMES),
+    learning_rate: float = configs.LEARNING_RATE,
+) -> keras.Model:
+    """Builds and compiles the keras-io reference classifier.
+
+    Input ``embedding`` (1024) -> four ReLU dense layers (256, 384, 192, 384),
+    each followed by dropout (0.15, 0.2, 0.25, 0.2) -> softmax over the classes.
+    Adam, categorical cross-entropy on one-hot labels, metrics accuracy and AUC.
+
+    Args:
+        num_classes: Number of classes (size of the softmax).
+        learning_rate: Adam's learning rate.
+
+    Returns:
+        The compiled functional Keras model.
+
+    Raises:
+        ValueError: If ``num_classes`` < 2 or ``learning_rate`` is not positive.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    inputs = keras.Input(shape=(features.EMBEDDING_SIZE,), name=features.EMBEDDING_KEY)
+    hidden = inputs
+    for block_number, (units, dropout_rate) in enumerate(_HIDDEN_BLOCKS, start=1):
+        hidden = keras.layers.Dense(units, activation="relu", name=f"dense_{block_number}")(hidden)
+        hidden = keras.layers.Dropout(dropout_rate, name=f"dropout_{block_number}")(hidden)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_LAYER_NAME)(hidden)
+    model = keras.Model(inputs=inputs, outputs=outputs, name="accent_recognition")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(),
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def class_weights_from_counts(
+    counts: Mapping[int, int] | Sequence[int] | np.ndarray,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+) -> dict[int, float]:
+    """Computes balancing class weights from patch counts.
+
+    A present class ``c`` gets ``total / (num_present_classes * count_c)``, so
+    that every present class carries the same total weight and the mean weight
+    per patch is 1. A class without examples gets 0.0 and a warning: no patch
+    carries its label, so its weight never multiplies a loss term, and 0.0
+    states that plainly (it cannot produce an inf or a NaN).
+
+    Args:
+        counts: Patch count of each class id, as a mapping or an array of length ``num_classes``.
+        num_classes: Size of the label vocabulary.
+        class_names: Optional names of the classes, for the warning.
+
+    Returns:
+        A weight for every class id in ``range(num_classes)``.
+
+    Raises:
+        ValueError: If a count is negative, a class id is out of range, or no class has examples.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if isinstance(counts, Mapping):
+        unknown_ids = [class_index for class_index in counts if not 0 <= class_index < num_classes]
+        if unknown_ids:
+            raise ValueError(f"Class ids {unknown_ids} are outside [0, {num_classes})")
+        count_array = np.array(
+            [counts.get(class_index, 0) for class_index in range(num_classes)], dtype=np.int64
+        )
+    else:
+        count_array = np.asarray(counts, dtype=np.int64)
+        if count_array.shape != (num_classes,):
+            raise ValueError(f"Expected {num_classes} counts, got an array of shape {count_array.shape}")
+    if (count_array < 0).any():
+        raise ValueError(f"Counts must not be negative: {count_array.tolist()}")
+    present = count_array > 0
+    if not present.any():
+        raise ValueError("No class has any example: cannot compute class weights")
+    total = int(count_array.sum())
+    num_present = int(present.sum())
+    weights: dict[int, float] = {}
+    for class_index in range(num_classes):
+        if present[class_index]:
+            weights[class_index] = total / (num_present * int(count_array[class_index]))
+        else:
+            name = class_names[class_index] if class_names is not None else str(class_index)
+            logger.warning(
+                "Class %d (%s) has no training example; its class weight is 0.0", class_index, name
+            )
+            weights[class_index] = 0.0
+    return weights
+
+
+def _required(custom_config: Mapping[str, Any], key: str) -> Any:
+    """Returns a required custom_config value, or raises a ValueError naming the key."""
+    if key not in custom_config:
+        raise ValueError(f"The Trainer's custom_config lacks the required key {key!r}")
+    return custom_config[key]
+
+
+def parse_custom_config(custom_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validates the Trainer's custom_config.
+
+    Args:
+        custom_config: ``FnArgs.custom_config`` with the keys ``class_names`` (list of str),
+            ``epochs`` (int), ``batch_size`` (int), ``learning_rate`` (float),
+            ``early_stopping_patience`` (int) and optionally ``seed`` (int, default 0).
+
+    Returns:
+        The validated settings under the same keys, with ``class_names`` as a list.
+
+    Raises:
+        ValueError: If a key is missing or a value has the wrong type or range.
+    """
+    if custom_config is None:
+        raise ValueError("The Trainer needs a custom_config; got None")
+    class_names = _required(custom_config, CLASS_NAMES_CONFIG_KEY)
+    if (
+        isinstance(class_names, str)
+        or not isinstance(class_names, Sequence)
+        or len(class_names) < 2
+        or not all(isinstance(name, str) and name for name in class_names)
+    ):
+        raise ValueError(f"class_names must be a list of at least two non-empty strings, got {class_names!r}")
+    if len(set(class_names)) != len(class_names):
+        raise ValueError(f"class_names must be unique, got {class_names!r}")
+    settings: dict[str, Any] = {CLASS_NAMES_CONFIG_KEY: list(class_names)}
+    for key, minimum in (
+        (EPOCHS_CONFIG_KEY, 1),
+        (BATCH_SIZE_CONFIG_KEY, 1),
+        (EARLY_STOPPING_PATIENCE_CONFIG_KEY, 0),
+    ):
+        value = _required(custom_config, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
+        settings[key] = value
+    learning_rate = _required(custom_config, LEARNING_RATE_CONFIG_KEY)
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, (int, float))
+        or not learning_rate > 0
+    ):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+    settings[LEARNING_RATE_CONFIG_KEY] = float(learning_rate)
+    seed = custom_config.get(SEED_CONFIG_KEY, DEFAULT_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    settings[SEED_CONFIG_KEY] = seed
+    return settings
+
+
+def clip_accuracy(
+    patch_probabilities: np.ndarray,
+    labels: np.ndarray,
+    clip_ids: Sequence[bytes | str] | np.ndarray,
+    accents: Sequence[bytes | str] | np.ndarray,
+    class_names: Sequence[str],
+) -> dict[str, float | int]:
+    """Computes clip-level accuracy from per-patch predictions.
+
+    For each clip, the probabilities of its speech patches (label is not "Not
+    a speech") are averaged and the argmax is compared with the clip's accent.
+    Clips without a speech patch, or whose accent is not a class name, are
+    skipped and counted.
+
+    Args:
+        patch_probabilities: float ``[num_patches, num_classes]``.
+        labels: int ``[num_patches]`` label ids.
+        clip_ids: ``[num_patches]`` clip id of each patch.
+        accents: ``[num_patches]`` accent name of each patch's clip.
+        class_names: The label vocabulary, in id order.
+
+    Returns:
+        ``clip_accuracy`` (NaN when no clip is scored), ``num_clips`` scored and
+        ``num_skipped_clips``.
+    """
+    not_speech_id = (
+        list(class_names).index(features.NOT_SPEECH_CLASS_NAME)
+        if features.NOT_SPEECH_CLASS_NAME in class_names
+        else -1
+    )
+    sums: dict[str, np.ndarray] = {}
+    clip_accents: dict[str, str] = {}
+    all_clips: set[str] = set()
+    for probabilities, label, clip_id, accent in zip(
+        patch_probabilities, labels, clip_ids, accents, strict=True
+    ):
+        clip_key = clip_id.decode() if isinstance(clip_id, bytes) else str(clip_id)
+        all_clips.add(clip_key)
+        if int(label) == not_speech_id:
+            continue
+        sums[clip_key] = sums.get(clip_key, 0.0) + probabilities
+        clip_accents[clip_key] = accent.decode() if isinstance(accent, bytes) else str(accent)
+    correct = 0
+    scored = 0
+    for clip_key, probability_sum in sums.items():
+        accent = clip_accents[clip_key]
+        if accent not in class_names:
+            continue
+        scored += 1
+        correct += int(int(np.argmax(probability_sum)) == list(class_names).index(accent))
+    return {
+        "clip_accuracy": correct / scored if scored else float("nan"),
+        "num_clips": scored,
+        "num_skipped_clips": len(all_clips) - scored,
+    }
+
+
+def _write_clip_metrics(
+    classifier: keras.Model,
+    eval_files: Sequence[str],
+    class_names: Sequence[str],
+    batch_size: int,
+    model_run_dir: str,
+) -> dict[str, float | int]:
+    """Computes clip-level accuracy on the eval split and writes it to model_run_dir."""
+    patches = data.read_clip_patches(eval_files)
+    patch_probabilities = classifier.predict(
+        patches[features.EMBEDDING_KEY], batch_size=batch_size, verbose=0
+    )
+    metrics = clip_accuracy(
+        patch_probabilities,
+        patches[features.LABEL_KEY],
+        patches[features.CLIP_ID_KEY],
+        patches[features.ACCENT_KEY],
+        class_names,
+    )
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(f"{model_run_dir.rstrip('/')}/{CLIP_METRICS_FILENAME}", "w") as metrics_file:
+        metrics_file.write(json.dumps(metrics, indent=2) + "\n")
+    logger.info("Clip-level metrics on the eval split: %s", metrics)
+    return metrics
+
+
+# TFX Trainer will call this function.
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Trains the accent classifier and exports it with YAMNet for serving.
+
+    Args:
+        fn_args: The Trainer's arguments. Uses ``train_files``, ``eval_files``,
+            ``serving_model_dir``, ``model_run_dir``, ``base_model`` (the YAMNet
+            SavedModel directory) and ``custom_config`` (see ``parse_custom_config``).
+
+    Raises:
+        ValueError: If the custom_config is invalid, the base model is missing or
+            the train split has no example.
+    """
+    settings = parse_custom_config(fn_args.custom_config)
+    if not fn_args.base_model:
+        raise ValueError("run_fn needs the YAMNet SavedModel as the Trainer's base_model")
+    class_names: list[str] = settings[CLASS_NAMES_CONFIG_KEY]
+    num_classes = len(class_names)
+    seed: int = settings[SEED_CONFIG_KEY]
+    batch_size: int = settings[BATCH_SIZE_CONFIG_KEY]
+    keras.utils.set_random_seed(seed)
+
+    counts = data.count_labels(fn_args.train_files, num_classes)
+    logger.info("Train patches per class: %s", dict(zip(class_names, counts.tolist(), strict=True)))
+    class_weights = class_weights_from_counts(counts, num_classes, class_names)
+    logger.info("Class weights: %s", {class_names[index]: weight for index, weight in class_weights.items()})
+
+    eval_counts = data.count_labels(fn_args.eval_files, num_classes)
+    logger.info("Eval patches per class: %s", dict(zip(class_names, eval_counts.tolist(), strict=True)))
+    train_dataset = data.make_training_dataset(
+        fn_args.train_files, num_classes, batch_size, shuffle=True, seed=seed, num_records=int(counts.sum())
+    )
+    eval_dataset = data.make_training_dataset(
+        fn_args.eval_files, num_classes, batch_size, shuffle=False, num_records=int(eval_counts.sum())
+    )
+
+    model = build_model(num_classes, settings[LEARNING_RATE_CONFIG_KEY])
+    model.summary(print_fn=logger.info)
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor=EARLY_STOPPING_MONITOR,
+            mode="max",
+            patience=settings[EARLY_STOPPING_PATIENCE_CONFIG_KEY],
+            restore_best_weights=True,
+            verbose=1,
+        ),
+        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+    ]
+    logger.info("Training for at most %d epochs, batch size %d", settings[EPOCHS_CONFIG_KEY], batch_size)
+    history = model.fit(
+        train_dataset,
+        validation_data=eval_dataset,
+        epochs=settings[EPOCHS_CONFIG_KEY],
+        class_weight=class_weights,
+        callbacks=callbacks,
+        verbose=2,
+    )
+    logger.info(
+        "Trained %d epochs; last metrics %s",
+        len(history.epoch),
+        {name: values[-1] for name, values in history.history.items()},
+    )
+
+    _write_clip_metrics(model, fn_args.eval_files, class_names, batch_size, fn_args.model_run_dir)
+    export.export_serving_model(model, fn_args.base_model, class_names, fn_args.serving_model_dir)
+    logger.info("Exported the served model to %s", fn_args.serving_model_dir)
