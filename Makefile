@@ -46,7 +46,6 @@ $(INSTALLED):
 	$(BIN)/pip install --quiet --upgrade pip wheel "setuptools<80"
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/pip install --quiet -r requirements-post.txt
-	$(BIN)/pip check >/dev/null || true
 	touch $@
 
 tools: $(TOOLS_INSTALLED)
@@ -59,9 +58,18 @@ $(TOOLS_INSTALLED):
 	$(TOOLS_BIN)/pip install --quiet -r requirements-tools.txt
 	touch $@
 
-demo: $(INSTALLED)
+# The demo runs with offline YAMNet weights (no network): untrained, so its embeddings are
+# calibrated random features and the macro AUC they allow is far below real YAMNet's. Its
+# gate is therefore 0.6; 0.85, the default, is the level for OpenSLR-83 with real YAMNet.
+DEMO_MIN_AUC ?= 0.6
+
+demo: $(DEMO_DIR)/corpus/line_index_all.csv | $(INSTALLED)
+	$(BIN)/accent-pipeline run --corpus $(DEMO_DIR)/corpus --output $(DEMO_DIR)/output --yamnet offline \
+		--min-auc $(DEMO_MIN_AUC)
+
+# Written once, so that a second `make demo` finds the corpus unchanged and reuses TFX's cache.
+$(DEMO_DIR)/corpus/line_index_all.csv: | $(INSTALLED)
 	$(BIN)/accent-pipeline demo-corpus $(DEMO_DIR)/corpus
-	$(BIN)/accent-pipeline run --corpus $(DEMO_DIR)/corpus --output $(DEMO_DIR)/output --yamnet offline
 
 lint: $(INSTALLED)
 	$(BIN)/ruff format --check .

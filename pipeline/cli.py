@@ -12,6 +12,17 @@ from pipeline import configs
 logger = logging.getLogger("accent-pipeline")
 
 
+class _TfxProgressFilter(logging.Filter):
+    """Keeps TFX's component-by-component progress and its warnings, not its artifact dumps."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to show a record of the ``absl`` logger."""
+        message = record.getMessage()
+        return record.levelno >= logging.WARNING or (
+            message.startswith("Component ") and message.rstrip(".").endswith(("running", "finished"))
+        )
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -21,6 +32,9 @@ def _configure_logging(verbose: bool) -> None:
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO)
+    if not verbose:
+        logging.getLogger("absl").addFilter(_TfxProgressFilter())
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +116,9 @@ def _run(args: argparse.Namespace) -> int:
 def _export_yamnet(args: argparse.Namespace) -> int:
     from components.yamnet import export
 
-    path = export.export_yamnet(args.output, weights=args.weights)
+    path = export.export_yamnet(
+        args.output, weights=args.weights, seed=args.seed, class_map_csv=args.class_map
+    )
     print(f"YAMNet SavedModel written to {path}")
     return 0
 
@@ -169,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         default="offline",
         help="'offline' (untrained, seeded) or the path of the official yamnet.h5",
+    )
+    export_yamnet.add_argument(
+        "--seed", type=int, default=configs.OFFLINE_YAMNET_SEED, help="Seed of offline weights"
+    )
+    export_yamnet.add_argument(
+        "--class-map", default=None, help="yamnet_class_map.csv to ship with h5 weights (else placeholders)"
     )
     export_yamnet.set_defaults(handler=_export_yamnet)
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from google.protobuf import text_format
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components import evaluation
+from components import evaluation, features
 from components.embedding import beam_job
 
 # ML Metadata's names for execution states, for the report.
@@ -118,7 +119,10 @@ def _validation_failures(evaluation_uri: str) -> list[str]:
     failures = []
     for slice_failure in result.metric_validations_per_slice:
         for failure in slice_failure.failures:
-            failures.append(f"{failure.metric_key.name}: {failure.message}".strip())
+            against = "change against the latest blessed model" if failure.metric_key.is_diff else "value"
+            value = failure.metric_value.double_value.value
+            threshold = text_format.MessageToString(failure.metric_threshold, as_one_line=True)
+            failures.append(f"{failure.metric_key.name} {against} {value:.4f} fails {threshold}")
     if result.missing_thresholds:
         failures.append(f"missing thresholds: {len(result.missing_thresholds)}")
     return failures
@@ -144,6 +148,7 @@ def format_summary(metadata_path: str, class_names: list[str] | tuple[str, ...])
         "Components: " + ", ".join(f"{run.component_id} ({run.state})" for run in runs.values()),
     ]
 
+    eval_patch_counts: dict[str, int] = {}
     embedding = runs.get("EmbeddingGen")
     if embedding and embedding.outputs.get("quarantine_report"):
         report_uri = embedding.outputs["quarantine_report"][0].uri
@@ -152,6 +157,7 @@ def format_summary(metadata_path: str, class_names: list[str] | tuple[str, ...])
             for split, per_class in sorted(summary.get(kind, {}).items()):
                 counts = ", ".join(f"{name} {count}" for name, count in sorted(per_class.items()))
                 lines.append(f"{kind.capitalize()} in {split} ({sum(per_class.values())}): {counts}")
+        eval_patch_counts = summary.get("patches", {}).get(features.EVAL_SPLIT, {})
         quarantined = embedding.outputs["quarantine_report"][0].custom_properties.get("num_quarantined")
         if quarantined is not None:
             lines.append(f"Quarantined entries: {quarantined.int_value} (see quarantine.csv)")
@@ -170,10 +176,10 @@ def format_summary(metadata_path: str, class_names: list[str] | tuple[str, ...])
         per_class = []
         for class_id, class_name in enumerate(class_names):
             value = metrics.get(f"{evaluation.PER_CLASS_AUC_METRIC_NAME}[class {class_id}]")
-            if value is not None and not math.isnan(value):
+            if eval_patch_counts.get(class_name) and value is not None and not math.isnan(value):
                 per_class.append(f"{class_name} {value:.3f}")
         if per_class:
-            lines.append("Per-class AUC: " + ", ".join(per_class))
+            lines.append("Per-class AUC (classes present in eval): " + ", ".join(per_class))
     if evaluator and evaluator.outputs.get("blessing"):
         blessing = evaluator.outputs["blessing"][0]
         blessed = blessing.custom_properties.get("blessed")
