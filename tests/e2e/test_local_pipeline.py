@@ -11,22 +11,11 @@ import tensorflow as tf
 
 from components import audio, demo_corpus, features
 from pipeline import cli, configs, run_summary
+from tests.unit.test_pipeline_wiring import COMPONENT_IDS
 
 pytestmark = pytest.mark.e2e
 
-ALL_COMPONENTS = {
-    "CorpusIndexGen",
-    "YamnetModelGen",
-    "EmbeddingGen",
-    "StatisticsGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "ValidationGate",
-    "Trainer",
-    "LatestBlessedModelResolver",
-    "Evaluator",
-    "Pusher",
-}
+ALL_COMPONENTS = set(COMPONENT_IDS)
 
 
 def _run(corpus: Path, output: Path, *extra: str) -> int:
@@ -121,3 +110,31 @@ def test_worse_model_is_not_blessed_and_not_pushed(first_run: Path, corpus: Path
     assert blessing.custom_properties["blessed"].int_value == 0
     assert "Pusher" not in runs or runs["Pusher"].state != "complete"
     assert _versions(first_run) == versions_before
+
+
+def test_pushed_model_is_served_over_grpc_and_predict_prints_an_accent(first_run: Path, corpus: Path) -> None:
+    import io
+    import json
+
+    from components.serving import client, server
+
+    versions = _versions(first_run)
+    with server.start_server(
+        first_run / "serving" / configs.SERVING_MODEL_NAME, configs.SERVING_MODEL_NAME
+    ) as running:
+        assert running.manager.wait_for_version(int(versions[-1]), timeout_seconds=60) is not None
+        output = io.StringIO()
+        wav_paths = [str(path) for path in sorted(corpus.glob("*.wav"))[:2]]
+        exit_code = client.predict_files(
+            wav_paths,
+            server=running.address,
+            model_name=configs.SERVING_MODEL_NAME,
+            output_json=True,
+            stream=output,
+        )
+    assert exit_code == 0
+    results = [json.loads(line) for line in output.getvalue().splitlines() if line.strip()]
+    assert len(results) == 2
+    for result in results:
+        assert result["accent"] in configs.CLASS_NAMES
+        assert abs(sum(result["class_probabilities"].values()) - 1.0) < 1e-3
