@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,28 @@ class _TfxProgressFilter(logging.Filter):
         )
 
 
+class _BeamWorkerFilter(logging.Filter):
+    """Shows what the project's own code logs inside Beam workers, and Beam's own warnings.
+
+    In multi-processing mode the DirectRunner forwards each worker's log lines
+    as ``Worker: severity: ... message: "..." log_location: "..."``; the ones
+    from this project (progress of the embedding job) are shown as plain text.
+    """
+
+    _FIELD = re.compile(r'(message|log_location): "((?:[^"\\]|\\.)*)"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to show a record of the ``apache_beam`` logger, rewritten if it is a worker's."""
+        message = record.getMessage()
+        if not message.startswith("Worker: "):
+            return record.levelno >= logging.WARNING
+        fields = dict(self._FIELD.findall(message))
+        if "/components/" not in fields.get("log_location", ""):
+            return False
+        record.msg, record.args = f"[worker] {fields.get('message', '')}", ()
+        return True
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -34,7 +57,7 @@ def _configure_logging(verbose: bool) -> None:
     absl_logging.set_verbosity(absl_logging.INFO)
     if not verbose:
         logging.getLogger("absl").addFilter(_TfxProgressFilter())
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        logging.getLogger("apache_beam").addFilter(_BeamWorkerFilter())
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:

@@ -127,6 +127,7 @@ class EmbedClipsDoFn(beam.DoFn):
         from components.yamnet.embedder import YamnetEmbedder
 
         self._embedder = YamnetEmbedder(self._yamnet_dir, batch_patches=self._batch_patches)
+        self._clips_done_in_worker = 0
 
     def process(self, records: Sequence[corpus.ClipRecord]) -> Iterator[Any]:
         """Embeds one batch of clips; bad clips go to the quarantine output."""
@@ -157,6 +158,13 @@ class EmbedClipsDoFn(beam.DoFn):
             decoded_records = kept_records
         for record, clip in zip(decoded_records, clip_embeddings, strict=True):
             yield from self._clip_outputs(record, clip)
+        self._clips_done_in_worker += len(records)
+        logger.info(
+            "Embedded a batch of %d clips (%d patches); %d clips done in this worker",
+            len(decoded_records),
+            sum(clip.num_patches for clip in clip_embeddings),
+            self._clips_done_in_worker,
+        )
 
     def _quarantine(self, record: corpus.ClipRecord, reason: str) -> beam.pvalue.TaggedOutput:
         self._clips_quarantined.inc()
