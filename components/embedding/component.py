@@ -12,6 +12,7 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import corpus, features
@@ -85,6 +86,9 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
         rule,
     )
     examples.split_names = artifact_utils.encode_split_names(list(SPLIT_NAMES))
+    examples.set_string_custom_property(
+        "payload_format", example_gen_pb2.PayloadFormat.Name(example_gen_pb2.FORMAT_TF_EXAMPLE)
+    )
     embed_clips = beam_job.EmbedClipsDoFn(
         yamnet_dir=yamnet_dir,
         class_names=class_names,
