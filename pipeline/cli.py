@@ -51,6 +51,23 @@ class _BeamWorkerFilter(logging.Filter):
         return True
 
 
+class _ProgressFilter(logging.Filter):
+    """Applies the TFX and Beam filters to their loggers' records, and passes every other record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tfx = _TfxProgressFilter()
+        self._beam = _BeamWorkerFilter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to show a record."""
+        if record.name == "absl":
+            return self._tfx.filter(record)
+        if record.name == "apache_beam" or record.name.startswith("apache_beam."):
+            return self._beam.filter(record)
+        return True
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -61,8 +78,9 @@ def _configure_logging(verbose: bool) -> None:
 
     absl_logging.set_verbosity(absl_logging.INFO)
     if not verbose:
-        logging.getLogger("absl").addFilter(_TfxProgressFilter())
-        logging.getLogger("apache_beam").addFilter(_BeamWorkerFilter())
+        # On the handlers, not the loggers: a logger's filters do not apply to its children's records.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_ProgressFilter())
 
 
 def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,9 @@ EXAMPLES_FILE_PREFIX = "data_tfrecord"
 QUARANTINE_FILE = "quarantine.csv"
 SUMMARY_FILE = "summary.json"
 
-# Clips gathered into one DoFn call, so that YAMNet batches patches across clips.
+# Clips gathered into one DoFn call, so that YAMNet batches patches across clips. Beam's
+# adaptive batching starts at the minimum, so the minimum must already batch several clips.
+MIN_CLIPS_PER_BATCH = 8
 MAX_CLIPS_PER_BATCH = 32
 
 # Beam metric namespace, shown by the runner's monitoring.
@@ -261,7 +263,8 @@ def build_embedding_pipeline(
         pipeline
         | "CreateClips" >> beam.Create(list(records))
         | "SpreadClips" >> beam.Reshuffle()
-        | "BatchClips" >> beam.BatchElements(min_batch_size=1, max_batch_size=MAX_CLIPS_PER_BATCH)
+        | "BatchClips"
+        >> beam.BatchElements(min_batch_size=MIN_CLIPS_PER_BATCH, max_batch_size=MAX_CLIPS_PER_BATCH)
         | "EmbedClips" >> beam.ParDo(embed_clips).with_outputs(QUARANTINE_TAG, COUNTS_TAG, main="examples")
     )
     for split_name in split_names:

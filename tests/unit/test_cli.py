@@ -76,3 +76,12 @@ def test_beam_worker_filter_shows_the_projects_worker_lines_as_text() -> None:
     assert not worker.filter(theirs)
     assert worker.filter(_record("apache_beam.runners.direct", logging.WARNING, "A real warning"))
     assert not worker.filter(_record("apache_beam.runners.direct", logging.INFO, "Running pipeline"))
+
+
+def test_progress_filter_reaches_records_of_child_loggers() -> None:
+    progress = cli._ProgressFilter()
+    assert not progress.filter(
+        _record("apache_beam.runners.portability.fn_api_runner", logging.INFO, "Running")
+    )
+    assert not progress.filter(_record("absl", logging.INFO, "Publishing output artifacts"))
+    assert progress.filter(_record("components.embedding.component", logging.INFO, "Embedding 128 clips"))
