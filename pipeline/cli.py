@@ -6,6 +6,7 @@ import argparse
 import logging
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 
 from pipeline import configs
@@ -282,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The process exit code.
     """
     args = build_parser().parse_args(argv)
+    # google-cloud libraries warn on every import that Python 3.10 (which TFX 1.16 needs) is old.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core\.")
     _configure_logging(args.verbose)
     return args.handler(args)
 
