@@ -11,7 +11,6 @@ import json
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from components import evaluation, features, pusher
 from components.corpus.component import CorpusIndexGen
@@ -129,13 +128,12 @@ def create_pipeline(
     ).with_id("Evaluator")
 
     with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
-        model_pusher = tfx.components.Pusher(
+        model_pusher = pusher.Pusher(
             model=trainer.outputs["model"],
             model_blessing=evaluator.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
             ),
-            custom_executor_spec=executor_spec.ExecutorClassSpec(pusher.Executor),
         ).with_id("Pusher")
 
     return tfx.dsl.Pipeline(
