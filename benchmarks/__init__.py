@@ -1,0 +1,1 @@
+"""Benchmarks of the accent pipeline: YAMNet embedding throughput and serving latency (``make bench``)."""

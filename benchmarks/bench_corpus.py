@@ -1,0 +1,139 @@
+"""The benchmarks' corpus: eSpeak NG speech in the OpenSLR-83 layout, 48 kHz 16-bit WAV, of any length."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+
+from components import demo_corpus
+
+logger = logging.getLogger(__name__)
+
+# A demo clip lasts about 3.8 s (speech plus 1.3 s of framing silence); planning with
+# a lower figure makes the first corpus long enough almost always.
+_PLANNING_SECONDS_PER_CLIP = 3.4
+
+# Accents with an eSpeak NG voice, used when the corpus is big enough for all of them.
+_ALL_ACCENTS = tuple(sorted(demo_corpus.DEMO_ACCENT_VOICES))
+
+# Attempts at writing a long enough corpus (each adds speakers) before giving up.
+_MAX_ATTEMPTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkCorpus:
+    """A written benchmark corpus.
+
+    Attributes:
+        corpus_dir: Directory with ``line_index_all.csv`` and the WAV files.
+        num_clips: Number of clips.
+        audio_seconds: Total duration of the clips.
+        sample_rate: Sample rate of the WAV files.
+    """
+
+    corpus_dir: str
+    num_clips: int
+    audio_seconds: float
+    sample_rate: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusShape:
+    """How many accents, speakers and clips per speaker a corpus has.
+
+    Attributes:
+        accent_codes: The accents.
+        speakers_per_accent: Speakers of each accent (at least 2).
+        clips_per_speaker: Clips each speaker reads (at most the number of demo sentences).
+    """
+
+    accent_codes: tuple[str, ...]
+    speakers_per_accent: int
+    clips_per_speaker: int
+
+    @property
+    def num_clips(self) -> int:
+        """Number of clips of the corpus."""
+        return len(self.accent_codes) * self.speakers_per_accent * self.clips_per_speaker
+
+
+def plan_corpus(audio_seconds: float) -> CorpusShape:
+    """Chooses a corpus shape expected to give at least ``audio_seconds`` of audio.
+
+    Small corpora use one accent and two speakers; larger ones all four eSpeak
+    accents, with more speakers once every speaker reads every sentence.
+
+    Args:
+        audio_seconds: Wanted total duration.
+
+    Returns:
+        The shape.
+
+    Raises:
+        ValueError: If ``audio_seconds`` is not positive.
+    """
+    if not audio_seconds > 0:
+        raise ValueError(f"audio_seconds must be positive, got {audio_seconds}")
+    clips_needed = math.ceil(audio_seconds / _PLANNING_SECONDS_PER_CLIP)
+    max_clips_per_speaker = len(demo_corpus.DEMO_SENTENCES)
+    if clips_needed <= 8:
+        return CorpusShape(_ALL_ACCENTS[:1], 2, math.ceil(clips_needed / 2))
+    clips_per_speaker = min(max_clips_per_speaker, math.ceil(clips_needed / (4 * len(_ALL_ACCENTS))))
+    speakers_per_accent = max(2, math.ceil(clips_needed / (len(_ALL_ACCENTS) * clips_per_speaker)))
+    return CorpusShape(_ALL_ACCENTS, speakers_per_accent, clips_per_speaker)
+
+
+def write_benchmark_corpus(output_dir: str, minutes: float) -> BenchmarkCorpus:
+    """Writes a synthetic OpenSLR-83-style corpus of at least ``minutes`` of 48 kHz audio.
+
+    Uses ``components.demo_corpus.write_demo_corpus`` (eSpeak NG speech,
+    16-bit mono WAV at 48 kHz); if a corpus comes out short, it is written
+    again with one more speaker per accent.
+
+    Args:
+        output_dir: Directory to write into (replaced if it exists).
+        minutes: Least total duration, in minutes.
+
+    Returns:
+        What was written.
+
+    Raises:
+        ValueError: If ``minutes`` is not positive.
+        RuntimeError: If no corpus long enough could be written.
+    """
+    if not minutes > 0:
+        raise ValueError(f"minutes must be positive, got {minutes}")
+    wanted_seconds = minutes * 60.0
+    shape = plan_corpus(wanted_seconds)
+    for _ in range(_MAX_ATTEMPTS):
+        shutil.rmtree(output_dir, ignore_errors=True)
+        logger.info(
+            "Writing a benchmark corpus of %d clips (%d accents x %d speakers x %d clips) to %s",
+            shape.num_clips,
+            len(shape.accent_codes),
+            shape.speakers_per_accent,
+            shape.clips_per_speaker,
+            output_dir,
+        )
+        summary = demo_corpus.write_demo_corpus(
+            output_dir,
+            clips_per_speaker=shape.clips_per_speaker,
+            speakers_per_accent=shape.speakers_per_accent,
+            accent_codes=shape.accent_codes,
+        )
+        if summary.total_seconds >= wanted_seconds:
+            return BenchmarkCorpus(
+                corpus_dir=output_dir,
+                num_clips=summary.num_clips,
+                audio_seconds=summary.total_seconds,
+                sample_rate=demo_corpus.DEMO_SAMPLE_RATE,
+            )
+        logger.info(
+            "The corpus holds %.0f s, short of %.0f s; adding a speaker",
+            summary.total_seconds,
+            wanted_seconds,
+        )
+        shape = dataclasses.replace(shape, speakers_per_accent=shape.speakers_per_accent + 1)
+    raise RuntimeError(f"Could not write a corpus of {wanted_seconds:.0f} s in {_MAX_ATTEMPTS} attempts")
