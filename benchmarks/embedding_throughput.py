@@ -12,7 +12,7 @@
   then ``beam_job.build_embedding_pipeline`` with ``EmbedClipsDoFn`` configured
   from ``pipeline/configs.py`` (non-speech rule resolved as the component does,
   ``EMBEDDING_BATCH_PATCHES``), on the DirectRunner with
-  ``configs.LOCAL_BEAM_PIPELINE_ARGS`` (multi-processing, one worker per core),
+  ``configs.LOCAL_BEAM_PIPELINE_ARGS`` (multi-threading, one thread per core),
   writing gzipped TFRecords of tf.Examples, the quarantine report and the
   summary. Timed from reading the corpus to the end of the pipeline, so Beam's
   start-up (SDK worker processes importing TensorFlow and loading YAMNet) counts.
