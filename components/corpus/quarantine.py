@@ -5,9 +5,9 @@ The list is a CSV file with the header ``filename,reason``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
+
+from components.corpus import csv_files
 
 # Columns of the quarantine CSV, in order.
 QUARANTINE_COLUMNS = ("filename", "reason")
@@ -33,13 +33,7 @@ def write_quarantine_csv(path: str, entries: list[QuarantineEntry]) -> None:
         path: Local path or filesystem URI (e.g. ``gs://``) of the file to write.
         entries: The entries, written in the given order.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(QUARANTINE_COLUMNS)
-    for entry in entries:
-        writer.writerow((entry.filename, entry.reason))
-    with _gfile().GFile(path, "w") as output_file:
-        output_file.write(buffer.getvalue())
+    csv_files.write_csv(path, QUARANTINE_COLUMNS, ((entry.filename, entry.reason) for entry in entries))
 
 
 def read_quarantine_csv(path: str) -> list[QuarantineEntry]:
@@ -54,16 +48,7 @@ def read_quarantine_csv(path: str) -> list[QuarantineEntry]:
     Raises:
         ValueError: If the header is not ``filename,reason``.
     """
-    with _gfile().GFile(path, "r") as input_file:
-        reader = csv.reader(io.StringIO(input_file.read()))
-        header = next(reader, None)
-        if header is None or tuple(header) != QUARANTINE_COLUMNS:
-            raise ValueError(f"{path}: expected header {','.join(QUARANTINE_COLUMNS)}, got {header}")
-        return [QuarantineEntry(filename=row[0], reason=row[1]) for row in reader if row]
-
-
-def _gfile():
-    """tf.io.gfile, imported when first needed (TensorFlow is slow to import)."""
-    import tensorflow as tf
-
-    return tf.io.gfile
+    return [
+        QuarantineEntry(filename=row["filename"], reason=row["reason"])
+        for row in csv_files.read_csv(path, QUARANTINE_COLUMNS)
+    ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
+
+from components.corpus import csv_files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +46,7 @@ def write_clip_index(path: str, records: list[ClipRecord]) -> None:
         path: Local path or filesystem URI (e.g. ``gs://``) of the file to write.
         records: The records, written in the given order.
     """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CLIP_INDEX_COLUMNS)
-    for record in records:
-        writer.writerow(dataclasses.astuple(record))
-    with _gfile().GFile(path, "w") as output_file:
-        output_file.write(buffer.getvalue())
+    csv_files.write_csv(path, CLIP_INDEX_COLUMNS, (dataclasses.astuple(record) for record in records))
 
 
 def read_clip_index(path: str) -> list[ClipRecord]:
@@ -67,26 +61,13 @@ def read_clip_index(path: str) -> list[ClipRecord]:
     Raises:
         ValueError: If the header does not match the ``ClipRecord`` fields or a label is not an integer.
     """
-    with _gfile().GFile(path, "r") as input_file:
-        reader = csv.DictReader(io.StringIO(input_file.read()))
-        if tuple(reader.fieldnames or ()) != CLIP_INDEX_COLUMNS:
+    records = []
+    for row in csv_files.read_csv(path, CLIP_INDEX_COLUMNS):
+        try:
+            label = int(row["label"])
+        except ValueError:
             raise ValueError(
-                f"{path}: expected header {','.join(CLIP_INDEX_COLUMNS)}, got {reader.fieldnames}"
-            )
-        records = []
-        for row in reader:
-            try:
-                label = int(row["label"])
-            except ValueError:
-                raise ValueError(
-                    f"{path}: label {row['label']!r} of {row['clip_id']} is not an integer"
-                ) from None
-            records.append(ClipRecord(**{**row, "label": label}))
-        return records
-
-
-def _gfile():
-    """tf.io.gfile, imported when first needed (TensorFlow is slow to import)."""
-    import tensorflow as tf
-
-    return tf.io.gfile
+                f"{path}: label {row['label']!r} of {row['clip_id']} is not an integer"
+            ) from None
+        records.append(ClipRecord(**{**row, "label": label}))
+    return records
