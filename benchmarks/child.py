@@ -5,7 +5,7 @@ Each approach runs in its own child process (``multiprocessing`` with the
 needs and shares no memory with the parent). What is counted:
 
 * ``peak_rss_self_bytes``: the child's own peak resident set size
-  (``getrusage(RUSAGE_SELF).ru_maxrss``, read by the child when the step ends);
+  (``VmHWM`` in ``/proc/self/status``, read by the child when the step ends);
 * ``peak_rss_children_bytes``: ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in the
   child, i.e. the peak RSS of its *largest* descendant that it waited for (the
   Beam SDK worker processes, for example);
@@ -206,8 +206,11 @@ def _child_main(
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    # The process's own high-water mark: ru_maxrss would also count the parent's pages at fork time,
+    # since Linux carries the old address space's peak across the fork and exec of a spawned child.
+    own_peak_bytes = _read_status_kilobytes(os.getpid(), "VmHWM") or own.ru_maxrss * 1024
     # ru_maxrss is in kilobytes on Linux.
-    connection.send(("ok", value, own.ru_maxrss * 1024, children.ru_maxrss * 1024, cpu_seconds))
+    connection.send(("ok", value, own_peak_bytes, children.ru_maxrss * 1024, cpu_seconds))
     connection.close()
 
 
