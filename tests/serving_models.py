@@ -16,15 +16,18 @@ version directory, then renames it into place.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from components import features
+from components.serving import server
 
 # YAMNet's patch geometry: 0.975 s windows with a 0.48 s hop at 16 kHz.
 PATCH_WINDOW_SAMPLES = 15600
@@ -188,3 +191,16 @@ def write_wav(path: Path, waveform: np.ndarray, sample_rate: int = features.SAMP
         wav_file.setframerate(sample_rate)
         wav_file.writeframes(pcm.tobytes())
     return path
+
+
+@contextlib.contextmanager
+def loopback_server(model_base_path: Path, model_name: str, version: int) -> Iterator[server.RunningServer]:
+    """Runs the project's server on 127.0.0.1 (ephemeral port); yields it once ``version`` is served."""
+    running = server.start_server(
+        model_base_path, model_name, host="127.0.0.1", port=0, poll_wait_seconds=0.2
+    )
+    try:
+        assert running.manager.wait_for_version(version, timeout_seconds=30.0) is not None
+        yield running
+    finally:
+        running.stop(grace_seconds=1.0)

@@ -54,14 +54,8 @@ def model_base_path(tmp_path_factory: pytest.TempPathFactory, model_cache: Path)
 
 @pytest.fixture(scope="module")
 def running_server(model_base_path: Path) -> Iterator[server.RunningServer]:
-    running = server.start_server(
-        model_base_path, MODEL_NAME, host="127.0.0.1", port=0, poll_wait_seconds=0.2
-    )
-    try:
-        assert running.manager.wait_for_version(SERVED_VERSION, timeout_seconds=30.0) is not None
+    with serving_models.loopback_server(model_base_path, MODEL_NAME, SERVED_VERSION) as running:
         yield running
-    finally:
-        running.stop(grace_seconds=1.0)
 
 
 @pytest.fixture(scope="module")
