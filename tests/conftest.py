@@ -15,3 +15,9 @@ def offline_yamnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from components.yamnet import handle
 
     return handle.resolve_yamnet_handle("offline", offline_cache_dir=tmp_path_factory.mktemp("yamnet_cache"))
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where ``tests/serving_models.py`` caches the small served test models, once per session."""
+    return tmp_path_factory.getbasetemp() / "serving_models"

@@ -6,12 +6,10 @@ the same weights, and the artifact's lineage in ML Metadata says which.
 """
 
 import logging
-import os
 
-import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
 from components.yamnet import export, handle
 
@@ -44,7 +42,7 @@ def YamnetModelGen(  # noqa: N802 - TFX components are named like classes.
     source_dir = str(handle.resolve_yamnet_handle(yamnet_handle))
     destination_dir = yamnet_saved_model_dir(model.uri)
     logger.info("Copying YAMNet from %s (handle %r) to %s", source_dir, yamnet_handle, destination_dir)
-    _copy_tree(source_dir, destination_dir)
+    io_utils.copy_dir(source_dir, destination_dir)
     weights = export.describe_weights(destination_dir)
     model.set_string_custom_property("yamnet_handle", yamnet_handle)
     model.set_string_custom_property("weights_source", str(weights.get("source", "unknown")))
@@ -55,15 +53,3 @@ def YamnetModelGen(  # noqa: N802 - TFX components are named like classes.
             "Their class names beyond Speech are placeholders and their top class says nothing "
             "about speech; accuracy numbers from this run say nothing about real accents."
         )
-
-
-def _copy_tree(source_dir: str, destination_dir: str) -> None:
-    """Copies a directory tree with tf.io.gfile, so bucket URIs work too."""
-    for directory, _, file_names in tf.io.gfile.walk(source_dir):
-        relative = os.path.relpath(directory, source_dir)
-        target = destination_dir if relative == "." else os.path.join(destination_dir, relative)
-        tf.io.gfile.makedirs(target)
-        for file_name in file_names:
-            tf.io.gfile.copy(
-                os.path.join(directory, file_name), os.path.join(target, file_name), overwrite=True
-            )

@@ -24,11 +24,6 @@ NUM_CLIENTS = 8
 RPC_TIMEOUT_SECONDS = 20.0
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp() / "serving_models"
-
-
 @pytest.fixture
 def model_base_path(tmp_path: Path, model_cache: Path) -> Path:
     base_path = tmp_path / MODEL_NAME

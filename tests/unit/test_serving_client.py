@@ -20,11 +20,6 @@ MODEL_NAME = "accent"
 SERVED_VERSION = 2
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp() / "serving_models"
-
-
 @pytest.fixture(scope="module")
 def model_base_path(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     base_path = tmp_path_factory.mktemp("served") / MODEL_NAME

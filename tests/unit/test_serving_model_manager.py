@@ -24,11 +24,6 @@ MODEL_NAME = "accent"
 State = get_model_status_pb2.ModelVersionStatus
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp() / "serving_models"
-
-
 def _served_version(manager: ModelManager) -> int | None:
     current = manager.current()
     return None if current is None else current.version

@@ -44,11 +44,6 @@ sys.exit(server.serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), host="127.0.0.
 """
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp() / "serving_models"
-
-
 @pytest.fixture
 def fake_binary_dir(tmp_path: Path) -> Path:
     binary_dir = tmp_path / "bin"
