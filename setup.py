@@ -20,9 +20,12 @@ INSTALL_REQUIRES = [
     "espeakng-loader",
 ]
 
+# kfp-kubernetes 1.0.0 is the last release for kfp < 2.6 and protobuf 3; the tests parse the
+# compiled Kubernetes platform spec with its KubernetesExecutorConfig proto.
 TEST_REQUIRES = [
     "pytest",
     "ruff",
+    "kfp-kubernetes==1.0.0",
 ]
 
 setup(

@@ -184,17 +184,52 @@ def _predict(args: argparse.Namespace) -> int:
     )
 
 
+class _PvcMountAction(argparse.Action):
+    """Collects repeated ``--pvc-mount CLAIM:MOUNT_PATH`` values into a claim -> mount path dict."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[str] | None,
+        option_string: str | None = None,
+    ) -> None:
+        """Parses one value and adds it, refusing a second mount of a claim or of a path."""
+        from pipeline import kubeflow_runner
+
+        try:
+            claim_name, mount_path = kubeflow_runner.parse_pvc_mount(str(values))
+        except ValueError as error:
+            raise argparse.ArgumentError(self, str(error)) from error
+        mounts = dict(getattr(namespace, self.dest) or {})
+        if claim_name in mounts:
+            raise argparse.ArgumentError(self, f"{claim_name!r} is already mounted at {mounts[claim_name]}")
+        mounts[claim_name] = mount_path
+        try:
+            kubeflow_runner.check_pvc_mounts(mounts)
+        except ValueError as error:
+            raise argparse.ArgumentError(self, str(error)) from error
+        setattr(namespace, self.dest, mounts)
+
+
 def _compile_kubeflow(args: argparse.Namespace) -> int:
     from pipeline import kubeflow_runner
 
-    kubeflow_runner.compile_kubeflow(
-        output_path=args.output,
-        image=args.image,
-        pipeline_root=args.pipeline_root,
-        settings=_settings_from(args, ()),
-        corpus_dir=args.corpus,
-        serving_base_path=args.serving_base_path,
-    )
+    try:
+        kubeflow_runner.compile_kubeflow(
+            output_path=args.output,
+            image=args.image,
+            pipeline_root=args.pipeline_root,
+            settings=_settings_from(args, ()),
+            corpus_dir=args.corpus,
+            serving_base_path=args.serving_base_path,
+            quarantine_copy_path=args.quarantine_copy,
+            pvc_mounts=args.pvc_mount,
+        )
+    except ValueError as error:
+        logger.debug("Compilation failed", exc_info=True)
+        print(f"compile-kubeflow: {error}", file=sys.stderr)
+        return 2
     print(f"Wrote {args.output}")
     return 0
 
@@ -202,7 +237,18 @@ def _compile_kubeflow(args: argparse.Namespace) -> int:
 def _submit_kubeflow(args: argparse.Namespace) -> int:
     from pipeline import kubeflow_runner
 
-    run_id = kubeflow_runner.submit_kubeflow(args.package, host=args.host, experiment=args.experiment)
+    try:
+        run_id = kubeflow_runner.submit_kubeflow(
+            args.package,
+            host=args.host,
+            experiment=args.experiment,
+            namespace=args.namespace,
+            service_account=args.service_account,
+        )
+    except (FileNotFoundError, kubeflow_runner.KubeflowSubmitError) as error:
+        logger.debug("Submission failed", exc_info=True)
+        print(f"submit-kubeflow: {error}", file=sys.stderr)
+        return 1
     print(f"Submitted run {run_id}")
     return 0
 
@@ -261,14 +307,32 @@ def build_parser() -> argparse.ArgumentParser:
     compile_kfp.add_argument("--image", required=True)
     compile_kfp.add_argument("--pipeline-root", required=True)
     compile_kfp.add_argument("--corpus", default=None, help="Corpus URI (default: <pipeline-root>/corpus)")
-    compile_kfp.add_argument("--serving-base-path", default=None)
+    compile_kfp.add_argument(
+        "--serving-base-path",
+        default=None,
+        help="Where the Pusher writes (default: <pipeline-root>/serving/accent)",
+    )
+    compile_kfp.add_argument(
+        "--quarantine-copy",
+        default=None,
+        help="Where EmbeddingGen copies the quarantine report (default: <pipeline-root>/quarantine.csv)",
+    )
+    compile_kfp.add_argument(
+        "--pvc-mount",
+        action=_PvcMountAction,
+        default=None,
+        metavar="CLAIM:MOUNT_PATH",
+        help="Mount a PersistentVolumeClaim into every step (.yaml output only); repeat for more",
+    )
     _add_settings_arguments(compile_kfp)
     compile_kfp.set_defaults(handler=_compile_kubeflow)
 
     submit = commands.add_parser("submit-kubeflow", help="Submit a compiled pipeline to Kubeflow Pipelines")
     submit.add_argument("package")
-    submit.add_argument("--host", required=True)
-    submit.add_argument("--experiment", default=None)
+    submit.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    submit.add_argument("--experiment", default=None, help="Experiment name, created if missing")
+    submit.add_argument("--namespace", default=None, help="Namespace of the experiment (multi-user KFP)")
+    submit.add_argument("--service-account", default=None, help="Service account of the run's pods")
     submit.set_defaults(handler=_submit_kubeflow)
     return parser
 

@@ -1,14 +1,11 @@
-"""create_pipeline wires every step, and the Kubeflow compilation carries it whole."""
+"""create_pipeline wires every step (the Kubeflow compilation is tested in test_kubeflow.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
-import yaml
-
-from pipeline import cli, configs, kubeflow_runner
+from pipeline import configs
 from pipeline.pipeline import create_pipeline
 
 COMPONENT_IDS = [
@@ -78,55 +75,3 @@ def test_pusher_sits_inside_the_blessing_condition(tmp_path: Path) -> None:
 
     assert context_names("Pusher") == ["CondContext"], "the Pusher must run only inside Cond on the blessing"
     assert context_names("Trainer") == []
-
-
-@pytest.mark.slow
-def test_kubeflow_yaml_holds_every_component_the_image_and_the_beam_args(tmp_path: Path) -> None:
-    output = tmp_path / "pipeline.yaml"
-    assert (
-        cli.main(
-            [
-                "compile-kubeflow",
-                "--output",
-                str(output),
-                "--image",
-                "example/accent:1",
-                "--pipeline-root",
-                "gs://bucket/root",
-                "--beam-arg=--runner=DataflowRunner",
-                "--beam-arg=--region=europe-west2",
-            ]
-        )
-        == 0
-    )
-    spec = yaml.safe_load(output.read_text())
-    assert spec["defaultPipelineRoot"] == "gs://bucket/root"
-    text = output.read_text()
-    for component_id in COMPONENT_IDS:
-        assert component_id in text, component_id
-    executors = spec["deploymentSpec"]["executors"]
-    images = {executor["container"]["image"] for executor in executors.values() if "container" in executor}
-    assert images == {"example/accent:1"}
-    embedding_executor = next(value for key, value in executors.items() if "EmbeddingGen" in key)
-    embedding_args = " ".join(embedding_executor["container"].get("args", []))
-    assert "--runner=DataflowRunner" in embedding_args and "--region=europe-west2" in embedding_args
-
-
-@pytest.mark.slow
-def test_kubeflow_json_is_a_vertex_pipeline_job(tmp_path: Path) -> None:
-    output = tmp_path / "pipeline.json"
-    document = kubeflow_runner.compile_kubeflow(
-        str(output),
-        image="example/accent:1",
-        pipeline_root="gs://bucket/root",
-        settings=configs.PipelineSettings(),
-    )
-    assert set(document) >= {"pipelineSpec", "runtimeConfig", "displayName"}
-    assert json.loads(output.read_text())["pipelineSpec"]["pipelineInfo"]["name"] == configs.PIPELINE_NAME
-
-
-def test_kubeflow_output_must_be_yaml_or_json(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="yaml"):
-        kubeflow_runner.compile_kubeflow(
-            str(tmp_path / "p.txt"), image="i", pipeline_root="gs://b", settings=configs.PipelineSettings()
-        )
