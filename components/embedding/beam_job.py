@@ -2,8 +2,11 @@
 
 Errors are caught clip by clip inside the DoFn, so a bad clip costs only
 itself, on the DirectRunner and on Dataflow, Flink or Spark alike. Clips are
-gathered into small batches so that YAMNet sees patches from many clips in
-one call.
+gathered into batches so that the front end runs once per batch and YAMNet
+sees patches from many clips in one call. The threads of one worker process
+share one loaded YAMNet. Each split's examples leave the DoFn on their own
+output and the counts for the summary are per clip, so that the per-patch
+work outside the DoFn is only the write.
 """
 
 from __future__ import annotations
@@ -17,82 +20,48 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
+from apache_beam.utils import shared
 
 from components import audio, corpus, features
-from components.embedding import speech
+from components.embedding import patch_examples, speech
 
 logger = logging.getLogger(__name__)
 
-# Tags of the DoFn's side outputs.
+# Tags of the DoFn's outputs; each split's examples have their own (see ``examples_tag``).
 QUARANTINE_TAG = "quarantine"
 COUNTS_TAG = "counts"
+EXAMPLES_TAG_PREFIX = "examples-"
 
 # Files written by the job under the output artifacts.
 EXAMPLES_FILE_PREFIX = "data_tfrecord"
 QUARANTINE_FILE = "quarantine.csv"
 SUMMARY_FILE = "summary.json"
 
-# Clips gathered into one DoFn call, so that YAMNet batches patches across clips. Beam's
-# adaptive batching starts at the minimum, so the minimum must already batch several clips.
+# Clips gathered into one DoFn call, so that the front end runs once per batch and YAMNet batches
+# patches across clips. Beam's adaptive batching starts at the minimum, so the minimum must already
+# batch several clips; at the maximum, OpenSLR-83's clips (about 6 s, 11 patches) fill about one
+# network call of EMBEDDING_BATCH_PATCHES.
 MIN_CLIPS_PER_BATCH = 8
-MAX_CLIPS_PER_BATCH = 32
+MAX_CLIPS_PER_BATCH = 48
 
 # Beam metric namespace, shown by the runner's monitoring.
 METRICS_NAMESPACE = "accent_embedding"
 
 
-def patch_example(
-    record: corpus.ClipRecord,
-    patch_index: int,
-    embedding: np.ndarray,
-    label: int,
-    is_speech: bool,
-) -> tf.train.Example:
-    """Builds the tf.Example of one patch.
-
-    Args:
-        record: The clip the patch comes from.
-        patch_index: Position of the patch in the clip.
-        embedding: The patch's 1024-d YAMNet embedding.
-        label: Class id: the clip's accent, or "Not a speech".
-        is_speech: Whether the non-speech rule judged the patch speech.
-
-    Returns:
-        The example, with the features named in ``components.features``.
-    """
-
-    def bytes_feature(value: str) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
-
-    def int_feature(value: int) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                features.EMBEDDING_KEY: tf.train.Feature(
-                    float_list=tf.train.FloatList(value=np.asarray(embedding, dtype=np.float32).tolist())
-                ),
-                features.LABEL_KEY: int_feature(label),
-                features.ACCENT_KEY: bytes_feature(record.accent),
-                features.SPEAKER_ID_KEY: bytes_feature(record.speaker_id),
-                features.GENDER_KEY: bytes_feature(record.gender),
-                features.CLIP_ID_KEY: bytes_feature(record.clip_id),
-                features.PATCH_INDEX_KEY: int_feature(patch_index),
-                features.IS_SPEECH_KEY: int_feature(int(is_speech)),
-            }
-        )
-    )
+def examples_tag(split_name: str) -> str:
+    """Returns the tag of the DoFn output that carries one split's serialized examples."""
+    return EXAMPLES_TAG_PREFIX + split_name
 
 
 class EmbedClipsDoFn(beam.DoFn):
     """Decodes a batch of clips, embeds them with YAMNet, and emits per-patch examples.
 
-    Main output: ``(split, serialized tf.Example)``. Side outputs:
-    ``QUARANTINE_TAG`` with a ``QuarantineEntry`` per clip that could not be
-    decoded or embedded (named by its index filename, the clip id, as the
-    indexing step names its entries), and ``COUNTS_TAG`` with ``(kind, split, class_name)``
-    keys (kind ``clips`` or ``patches``) for the run's summary.
+    Outputs: ``examples_tag(split)`` with the serialized tf.Examples of the
+    split's patches; ``QUARANTINE_TAG`` with a ``QuarantineEntry`` per clip
+    that could not be decoded or embedded (named by its index filename, the
+    clip id, as the indexing step names its entries); and ``COUNTS_TAG`` with
+    ``((kind, split, class_name), count)`` pairs (kind ``clips`` or
+    ``patches``), one per clip and class, for the run's summary.
     """
 
     def __init__(
@@ -120,16 +89,22 @@ class EmbedClipsDoFn(beam.DoFn):
         self._energy_threshold_dbfs = energy_threshold_dbfs
         self._batch_patches = batch_patches
         self._embedder = None
+        self._shared_embedder = shared.Shared()
         self._clips_embedded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "clips_embedded")
         self._clips_quarantined = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "clips_quarantined")
         self._patches_written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "patches_written")
 
     def setup(self) -> None:
-        """Loads YAMNet once per worker."""
+        """Loads YAMNet once per worker process; the process's threads share it."""
+        self._embedder = self._shared_embedder.acquire(
+            self._load_embedder, tag=f"{self._yamnet_dir}:{self._batch_patches}"
+        )
+        self._clips_done_in_worker = 0
+
+    def _load_embedder(self) -> Any:
         from components.yamnet.embedder import YamnetEmbedder
 
-        self._embedder = YamnetEmbedder(self._yamnet_dir, batch_patches=self._batch_patches)
-        self._clips_done_in_worker = 0
+        return YamnetEmbedder(self._yamnet_dir, batch_patches=self._batch_patches)
 
     def process(self, records: Sequence[corpus.ClipRecord]) -> Iterator[Any]:
         """Embeds one batch of clips; bad clips go to the quarantine output."""
@@ -179,14 +154,23 @@ class EmbedClipsDoFn(beam.DoFn):
         is_speech = speech.speech_patches(
             self._non_speech_rule, clip.scores, clip.patch_levels_dbfs, self._energy_threshold_dbfs
         )
-        self._clips_embedded.inc()
-        yield beam.pvalue.TaggedOutput(COUNTS_TAG, ("clips", record.split, record.accent))
+        labels = np.where(is_speech, record.label, self._not_speech_label)
+        encoder = patch_examples.PatchExampleEncoder(record)
+        tag = examples_tag(record.split)
         for patch_index, embedding in enumerate(clip.embeddings):
-            label = record.label if is_speech[patch_index] else self._not_speech_label
-            example = patch_example(record, patch_index, embedding, label, bool(is_speech[patch_index]))
-            self._patches_written.inc()
-            yield beam.pvalue.TaggedOutput(COUNTS_TAG, ("patches", record.split, self._class_names[label]))
-            yield record.split, example.SerializeToString()
+            yield beam.pvalue.TaggedOutput(
+                tag,
+                encoder.encode(
+                    patch_index, embedding, int(labels[patch_index]), bool(is_speech[patch_index])
+                ),
+            )
+        self._clips_embedded.inc()
+        self._patches_written.inc(clip.num_patches)
+        yield beam.pvalue.TaggedOutput(COUNTS_TAG, (("clips", record.split, record.accent), 1))
+        for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
+            yield beam.pvalue.TaggedOutput(
+                COUNTS_TAG, (("patches", record.split, self._class_names[int(label)]), int(count))
+            )
 
 
 class ClipError(Exception):
@@ -258,26 +242,30 @@ def build_embedding_pipeline(
         examples_uri: URI of the Examples artifact; each split goes to ``Split-<name>/``.
         report_uri: URI of the QuarantineReport artifact.
         split_names: Names of the splits to write.
+
+    Raises:
+        ValueError: If a clip's split is not among ``split_names``.
     """
+    split_names = tuple(split_names)
+    unknown_splits = sorted({record.split for record in records} - set(split_names))
+    if unknown_splits:
+        raise ValueError(f"Clips are assigned to splits {unknown_splits}, which are not among {split_names}")
     outputs = (
         pipeline
         | "CreateClips" >> beam.Create(list(records))
         | "SpreadClips" >> beam.Reshuffle()
         | "BatchClips"
         >> beam.BatchElements(min_batch_size=MIN_CLIPS_PER_BATCH, max_batch_size=MAX_CLIPS_PER_BATCH)
-        | "EmbedClips" >> beam.ParDo(embed_clips).with_outputs(QUARANTINE_TAG, COUNTS_TAG, main="examples")
+        | "EmbedClips"
+        >> beam.ParDo(embed_clips).with_outputs(
+            QUARANTINE_TAG, COUNTS_TAG, *(examples_tag(split_name) for split_name in split_names)
+        )
     )
     for split_name in split_names:
-        _ = (
-            outputs.examples
-            | f"Select{split_name.title()}" >> beam.Filter(lambda keyed, name=split_name: keyed[0] == name)
-            | f"Serialized{split_name.title()}" >> beam.Values()
-            | f"Write{split_name.title()}"
-            >> beam.io.WriteToTFRecord(
-                os.path.join(examples_uri, f"Split-{split_name}", EXAMPLES_FILE_PREFIX),
-                file_name_suffix=".gz",
-                compression_type=beam.io.filesystem.CompressionTypes.GZIP,
-            )
+        _ = outputs[examples_tag(split_name)] | f"Write{split_name.title()}" >> beam.io.WriteToTFRecord(
+            os.path.join(examples_uri, f"Split-{split_name}", EXAMPLES_FILE_PREFIX),
+            file_name_suffix=".gz",
+            compression_type=beam.io.filesystem.CompressionTypes.GZIP,
         )
     index_entries = pipeline | "IndexQuarantine" >> beam.Create(list(index_quarantine))
     _ = (
@@ -288,7 +276,7 @@ def build_embedding_pipeline(
     )
     _ = (
         outputs[COUNTS_TAG]
-        | "CountPerKey" >> beam.combiners.Count.PerElement()
+        | "SumPerKey" >> beam.CombinePerKey(sum)
         | "CountList" >> beam.combiners.ToList()
         | "WriteSummary" >> beam.Map(_write_summary, os.path.join(report_uri, SUMMARY_FILE))
     )

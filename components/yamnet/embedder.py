@@ -1,9 +1,10 @@
 """Batched YAMNet embedding of many clips, for the Beam embedding step and benchmarks.
 
 With a SavedModel from ``export.export_yamnet`` (it has ``embed_patches``),
-each clip's patches come from the model's front end and the patches of many
-clips are concatenated into batches of up to ``batch_patches`` for the network,
-because throughput depends on batching. With the real Hub model, which has no
+the clips of a call go through the front end together, in one graph call
+(``frontend.batch_log_mel_patches``: YAMNet's fixed signal processing, the
+code the export also uses), and their patches reach the network in batches of
+up to ``batch_patches``, because throughput depends on batching. With the real Hub model, which has no
 such function, the model runs once per clip. Both give the same numbers as
 calling ``model(waveform)`` on each clip.
 
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from components.yamnet import export, handle, network, params
+from components.yamnet import export, frontend, handle, network, params
 from pipeline import configs
 
 logger = logging.getLogger(__name__)
@@ -205,18 +206,15 @@ class YamnetEmbedder:
         return scores, embeddings
 
     def _embed_batched(self, clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        patches = [
-            self._model.log_mel_patches(tf.constant(clip))[export.PATCHES_OUTPUT].numpy() for clip in clips
-        ]
-        counts = [clip_patches.shape[0] for clip_patches in patches]
-        all_patches = np.concatenate(patches, axis=0)
+        signal, patch_frame_starts, patch_counts = frontend.concatenate_clips(clips)
+        all_patches = frontend.batch_log_mel_patches(tf.constant(signal), tf.constant(patch_frame_starts))
         batch_scores: list[np.ndarray] = []
         batch_embeddings: list[np.ndarray] = []
-        for start in range(0, all_patches.shape[0], self.batch_patches):
-            outputs = self._model.embed_patches(tf.constant(all_patches[start : start + self.batch_patches]))
+        for start in range(0, int(all_patches.shape[0]), self.batch_patches):
+            outputs = self._model.embed_patches(all_patches[start : start + self.batch_patches])
             batch_scores.append(outputs[network.SCORES_OUTPUT].numpy())
             batch_embeddings.append(outputs[network.EMBEDDINGS_OUTPUT].numpy())
-        boundaries = np.cumsum(counts)[:-1]
+        boundaries = np.cumsum(patch_counts)[:-1]
         scores = np.split(np.concatenate(batch_scores, axis=0), boundaries)
         embeddings = np.split(np.concatenate(batch_embeddings, axis=0), boundaries)
         return scores, embeddings

@@ -4,10 +4,17 @@ A TensorFlow port of ``features.py`` of the published model (the non-TFLite
 path): the waveform is zero-padded at the end to at least 15,600 samples and
 then to a whole number of 7,680-sample hops, so that N samples give
 ``1 + ceil(max(0, N - 15600) / 7680)`` patches.
+
+``batch_log_mel_patches`` computes the patches of many clips in one graph
+call, from the clips laid end to end by ``concatenate_clips``; the result
+equals each clip's own front end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import tensorflow as tf
 
 from components.yamnet import params
@@ -80,3 +87,83 @@ def waveform_to_log_mel_and_patches(waveform: tf.Tensor) -> tuple[tf.Tensor, tf.
         spectrogram, frame_length=params.PATCH_FRAMES, frame_step=params.PATCH_HOP_FRAMES, axis=0
     )
     return spectrogram, patches
+
+
+def batch_layout(clip_lengths: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lays out clips end to end so that one STFT serves them all.
+
+    Clip ``i`` starts at an offset that is a multiple of the STFT hop and gets
+    its own YAMNet zero padding before the next clip starts, so every STFT
+    frame of the padded clip is also a frame of the concatenated signal, with
+    the same samples: patch ``k`` of clip ``i`` is log-mel frames
+    ``[offset_i / 160 + 48 k, offset_i / 160 + 48 k + 96)`` of the whole.
+
+    Args:
+        clip_lengths: Length of each clip, in samples.
+
+    Returns:
+        ``(offsets [C], patch_frame_starts [N], patch_counts [C])``: where each
+        clip starts in the concatenated signal (whose length is
+        ``offsets[-1] + padded_length(clip_lengths[-1])``), the first log-mel
+        frame of each of the ``N`` patches, clip by clip, and each clip's patch count.
+
+    Raises:
+        ValueError: If a length is negative.
+    """
+    if not clip_lengths:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    patch_counts = np.array([params.num_patches(int(length)) for length in clip_lengths], dtype=np.int64)
+    padded_lengths = np.array([params.padded_length(int(length)) for length in clip_lengths], dtype=np.int64)
+    hop = params.STFT_HOP_SAMPLES
+    strides = -(-padded_lengths // hop) * hop
+    offsets = np.concatenate([[0], np.cumsum(strides)[:-1]]).astype(np.int64)
+    patch_frame_starts = np.concatenate(
+        [
+            offset // hop + np.arange(count, dtype=np.int64) * params.PATCH_HOP_FRAMES
+            for offset, count in zip(offsets, patch_counts, strict=True)
+        ]
+    )
+    return offsets, patch_frame_starts, patch_counts
+
+
+def concatenate_clips(waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Places clips end to end as ``batch_layout`` says, with zeros as each clip's padding.
+
+    Args:
+        waveforms: 1-D float32 16 kHz waveforms, any lengths.
+
+    Returns:
+        ``(signal, patch_frame_starts, patch_counts)`` for ``batch_log_mel_patches``.
+    """
+    lengths = [int(waveform.shape[0]) for waveform in waveforms]
+    offsets, patch_frame_starts, patch_counts = batch_layout(lengths)
+    if not lengths:
+        return np.zeros(0, dtype=np.float32), patch_frame_starts, patch_counts
+    total_length = int(offsets[-1]) + params.padded_length(lengths[-1])
+    signal = np.zeros(total_length, dtype=np.float32)
+    for offset, waveform in zip(offsets, waveforms, strict=True):
+        signal[offset : offset + waveform.shape[0]] = waveform
+    return signal, patch_frame_starts, patch_counts
+
+
+@tf.function(
+    input_signature=[
+        tf.TensorSpec([None], tf.float32, name="signal"),
+        tf.TensorSpec([None], tf.int64, name="patch_frame_starts"),
+    ]
+)
+def batch_log_mel_patches(signal: tf.Tensor, patch_frame_starts: tf.Tensor) -> tf.Tensor:
+    """Computes the patches of many clips in one call (see ``concatenate_clips``).
+
+    Args:
+        signal: The clips end to end, from ``concatenate_clips``.
+        patch_frame_starts: First log-mel frame of every patch, from ``concatenate_clips``.
+
+    Returns:
+        A [N, 96, 64] float32 tensor: the patches of every clip, clip by clip,
+        equal to each clip's own ``waveform_to_log_mel_and_patches`` patches.
+    """
+    spectrogram = log_mel_spectrogram(signal)
+    frame_indices = patch_frame_starts[:, tf.newaxis] + tf.range(params.PATCH_FRAMES, dtype=tf.int64)
+    return tf.gather(spectrogram, frame_indices)

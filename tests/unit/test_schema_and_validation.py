@@ -11,7 +11,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components import features, validation
 from components.corpus.records import ClipRecord
-from components.embedding import beam_job
+from components.embedding import patch_examples
 from schemas import SCHEMA_PATH
 
 
@@ -49,9 +49,11 @@ def test_patch_example_carries_every_feature() -> None:
     import tensorflow as tf
 
     embedding = np.linspace(0.0, 1.0, features.EMBEDDING_SIZE, dtype=np.float32)
-    example = beam_job.patch_example(_record(), 3, embedding, features.class_id("Scottish"), True)
+    serialized = patch_examples.PatchExampleEncoder(_record()).encode(
+        3, embedding, features.class_id("Scottish"), True
+    )
     parsed = tf.io.parse_single_example(
-        example.SerializeToString(),
+        serialized,
         {
             features.EMBEDDING_KEY: tf.io.FixedLenFeature([features.EMBEDDING_SIZE], tf.float32),
             features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
@@ -73,14 +75,10 @@ def test_patch_example_carries_every_feature() -> None:
 def test_schema_accepts_good_examples_and_flags_a_wrong_embedding() -> None:
     schema = tfdv.load_schema_text(str(SCHEMA_PATH))
     rng = np.random.default_rng(0)
-    good = [
-        beam_job.patch_example(
-            _record(), index, rng.random(features.EMBEDDING_SIZE), 3, True
-        ).SerializeToString()
-        for index in range(4)
-    ]
+    encoder = patch_examples.PatchExampleEncoder(_record())
+    good = [encoder.encode(index, rng.random(features.EMBEDDING_SIZE), 3, True) for index in range(4)]
     assert not tfdv.validate_statistics(_statistics(good), schema).anomaly_info
-    short = beam_job.patch_example(_record(), 9, rng.random(100), 3, True).SerializeToString()
+    short = encoder.encode(9, rng.random(100), 3, True)
     anomalies = tfdv.validate_statistics(_statistics([*good, short]), schema)
     assert features.EMBEDDING_KEY in anomalies.anomaly_info
 

@@ -85,3 +85,33 @@ def test_silence_gives_log_offset():
 def test_num_patches_rejects_negative_length():
     with pytest.raises(ValueError, match="num_samples"):
         params.num_patches(-1)
+
+
+def test_batched_front_end_equals_each_clip_alone():
+    rng = np.random.default_rng(11)
+    lengths = [1, 15599, 15600, 15601, 23281, 48000, 5000, 40000]
+    clips = [synthetic_audio.speech_like_waveform(rng, length) for length in lengths]
+    signal, patch_frame_starts, patch_counts = frontend.concatenate_clips(clips)
+    batched = frontend.batch_log_mel_patches(tf.constant(signal), tf.constant(patch_frame_starts)).numpy()
+    assert patch_counts.tolist() == [
+        EXPECTED_PATCHES.get(length, params.num_patches(length)) for length in lengths
+    ]
+    assert batched.shape == (sum(patch_counts), 96, 64)
+    per_clip = np.concatenate(
+        [frontend.waveform_to_log_mel_and_patches(tf.constant(clip))[1].numpy() for clip in clips]
+    )
+    np.testing.assert_allclose(batched, per_clip, atol=1e-5, rtol=0)
+
+
+def test_batch_layout_keeps_each_clip_on_the_stft_grid_with_its_padding():
+    offsets, patch_frame_starts, patch_counts = frontend.batch_layout([16000, 1, 30000])
+    assert patch_counts.tolist() == [2, 1, 3]
+    assert offsets.tolist() == [0, 23360, 39040]
+    assert all(offset % 160 == 0 for offset in offsets)
+    assert np.diff(offsets).tolist()[0] >= params.padded_length(16000)
+    assert patch_frame_starts.tolist() == [0, 48, 146, 244, 292, 340]
+
+
+def test_empty_batch_has_no_patches():
+    signal, patch_frame_starts, patch_counts = frontend.concatenate_clips([])
+    assert signal.size == 0 and patch_frame_starts.size == 0 and patch_counts.size == 0
