@@ -13,7 +13,7 @@
   from ``pipeline/configs.py`` (non-speech rule resolved as the component does,
   ``EMBEDDING_BATCH_PATCHES``), on the DirectRunner with
   ``configs.LOCAL_BEAM_PIPELINE_ARGS`` (multi-threading, one thread per core),
-  writing gzipped TFRecords of tf.Examples, the quarantine report and the
+  writing TFRecords of tf.Examples, the quarantine report and the
   summary. Timed from reading the corpus to the end of the pipeline, so Beam's
   start-up (SDK worker processes importing TensorFlow and loading YAMNet) counts.
 * ``limit``: the YAMNet network alone (``embed_patches``) on log-mel patches
@@ -154,7 +154,7 @@ def _count_tfrecords(pattern: str) -> int:
     files = tf.io.gfile.glob(pattern)
     if not files:
         return 0
-    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    return sum(1 for _ in tf.data.TFRecordDataset(files))
 
 
 def run_ours(
@@ -225,7 +225,9 @@ def run_ours(
         raise RuntimeError(
             f"The embedding job quarantined {len(quarantined)} benchmark clips: {quarantined[:3]}"
         )
-    num_embeddings = _count_tfrecords(os.path.join(examples_uri, "Split-*", "*.gz"))
+    num_embeddings = _count_tfrecords(
+        os.path.join(examples_uri, "Split-*", beam_job.EXAMPLES_FILE_PREFIX + "-*")
+    )
     durations = [_wav_duration_seconds(record.source) for record in records]
     expected = sum(params.num_patches(round(seconds * features.SAMPLE_RATE)) for seconds in durations)
     if abs(num_embeddings - expected) > len(records):
@@ -238,7 +240,7 @@ def run_ours(
         audio_seconds=float(np.sum(durations)),
         num_embeddings=num_embeddings,
         wall_seconds=wall_seconds,
-        detail=f"Beam DirectRunner {' '.join(beam_args)}: read_corpus -> EmbedClipsDoFn -> gzipped TFRecords",
+        detail=f"Beam DirectRunner {' '.join(beam_args)}: read_corpus -> EmbedClipsDoFn -> TFRecords",
     )
 
 

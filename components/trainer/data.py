@@ -1,7 +1,9 @@
 """Reading the per-patch tf.Examples of an Examples artifact with tf.data.
 
-Every split of the artifact is a set of gzipped TFRecord files of serialized
-tf.Examples, one per 0.96 s YAMNet patch (see ``components/features.py``).
+Every split of the artifact is a set of TFRecord files of serialized
+tf.Examples, one per 0.96 s YAMNet patch (see ``components/features.py``):
+plain files from EmbeddingGen, gzipped ones (``.gz``, the ExampleGen
+convention) read as well.
 The Trainer only needs the embedding and the label of each patch; clip-level
 evaluation also needs the clip id and the clip's accent.
 """
@@ -76,9 +78,21 @@ def resolve_files(file_patterns: str | Iterable[str]) -> list[str]:
     return files
 
 
+def _compression_type(path: str) -> str:
+    """Returns the TFRecord compression of a file, from its name: ``GZIP`` for ``.gz``, else none."""
+    return "GZIP" if path.endswith(".gz") else ""
+
+
 def _record_dataset(files: Sequence[str]) -> tf.data.Dataset:
-    """Returns the serialized records of gzipped TFRecord files, in file order."""
-    return tf.data.TFRecordDataset(list(files), compression_type="GZIP")
+    """Returns the serialized records of TFRecord files (plain or gzipped), in file order."""
+    compressions = {_compression_type(path) for path in files}
+    if len(compressions) == 1:
+        return tf.data.TFRecordDataset(list(files), compression_type=compressions.pop())
+    datasets = [tf.data.TFRecordDataset(path, compression_type=_compression_type(path)) for path in files]
+    dataset = datasets[0]
+    for next_dataset in datasets[1:]:
+        dataset = dataset.concatenate(next_dataset)
+    return dataset
 
 
 def make_training_dataset(

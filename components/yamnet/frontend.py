@@ -151,7 +151,8 @@ def concatenate_clips(waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.n
     input_signature=[
         tf.TensorSpec([None], tf.float32, name="signal"),
         tf.TensorSpec([None], tf.int64, name="patch_frame_starts"),
-    ]
+    ],
+    autograph=False,
 )
 def batch_log_mel_patches(signal: tf.Tensor, patch_frame_starts: tf.Tensor) -> tf.Tensor:
     """Computes the patches of many clips in one call (see ``concatenate_clips``).

@@ -19,8 +19,11 @@ pytestmark = pytest.mark.slow
 
 
 def _read_examples(examples_uri: Path, split: str) -> list[tf.train.Example]:
-    files = sorted(str(path) for path in (examples_uri / f"Split-{split}").glob("*.gz"))
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    files = sorted(
+        str(path) for path in (examples_uri / f"Split-{split}").glob(f"{beam_job.EXAMPLES_FILE_PREFIX}-*")
+    )
+    assert files and not any(path.endswith(".gz") for path in files)
+    dataset = tf.data.TFRecordDataset(files)
     return [tf.train.Example.FromString(record.numpy()) for record in dataset]
 
 

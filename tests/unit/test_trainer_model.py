@@ -236,6 +236,23 @@ def test_datasets_read_the_examples_artifact(tmp_path: pytest.TempPathFactory) -
     np.testing.assert_array_equal(one_hot_labels.sum(axis=1), 1.0)
 
 
+def test_datasets_read_plain_and_gzipped_files_together(tmp_path: pytest.TempPathFactory) -> None:
+    patches = example_builders.write_examples_artifact(
+        tmp_path, train_clips_per_accent=1, eval_clips_per_accent=1
+    )
+    plain_path = tmp_path / "Split-train" / "data_tfrecord-00001-of-00002"
+    with tf.io.TFRecordWriter(str(plain_path)) as writer:
+        for patch in patches[features.EVAL_SPLIT]:
+            writer.write(example_builders.make_example(patch).SerializeToString())
+    train_pattern = example_builders.split_pattern(tmp_path, features.TRAIN_SPLIT)
+
+    counts = data.count_labels([train_pattern], 7)
+    expected = collections.Counter(
+        patch.label for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT) for patch in patches[split]
+    )
+    assert counts.tolist() == [expected.get(class_index, 0) for class_index in range(7)]
+
+
 def test_count_labels_rejects_labels_outside_the_vocabulary(tmp_path: pytest.TempPathFactory) -> None:
     example_builders.write_examples_artifact(tmp_path, train_clips_per_accent=1, eval_clips_per_accent=1)
 
