@@ -2,12 +2,16 @@
 
 Usage::
 
-    python -m benchmarks.run_all [--minutes 60] [--requests 120] [--work-dir DIR] [--keep-work-dir]
-        [--no-startup-run]
+    python -m benchmarks.run_all [--minutes 60] [--rounds 3] [--requests 120] [--work-dir DIR]
+        [--keep-work-dir] [--no-startup-run]
 
 ``--minutes`` (or ``ACCENT_BENCH_MINUTES``) sets the least length of the
 generated corpus; the default, an hour, keeps Beam's fixed start-up (about ten
 seconds) from dominating a measurement meant for the 31 hours of OpenSLR-83.
+``--rounds`` (or ``ACCENT_BENCH_ROUNDS``) sets how many times the three
+embedding approaches run, interleaved (reference, ours, limit, then again), so
+that a slow spell of a shared machine hits all three alike; each table row is
+the approach's median run by wall time, and the final line compares medians.
 ``--requests`` (or ``ACCENT_BENCH_REQUESTS``) sets the timed requests of each
 serving configuration. Every step runs in its own spawned child process (see
 ``benchmarks/child.py`` for what the memory figures count), one after the
@@ -39,7 +43,9 @@ logger = logging.getLogger(__name__)
 # Default corpus length, in minutes of 48 kHz audio, and timed requests per serving configuration.
 DEFAULT_MINUTES = 60.0
 DEFAULT_REQUESTS = serving_latency.DEFAULT_REQUESTS_PER_CELL
+DEFAULT_ROUNDS = 3
 MINUTES_ENVIRONMENT_VARIABLE = "ACCENT_BENCH_MINUTES"
+ROUNDS_ENVIRONMENT_VARIABLE = "ACCENT_BENCH_ROUNDS"
 REQUESTS_ENVIRONMENT_VARIABLE = "ACCENT_BENCH_REQUESTS"
 
 # Longest time any one step may take.
@@ -89,6 +95,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"or ${MINUTES_ENVIRONMENT_VARIABLE})",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=int(_environment_default(ROUNDS_ENVIRONMENT_VARIABLE, DEFAULT_ROUNDS, int)),
+        help=f"interleaved runs of each embedding approach; the median is reported (default "
+        f"{DEFAULT_ROUNDS}, or ${ROUNDS_ENVIRONMENT_VARIABLE})",
+    )
+    parser.add_argument(
         "--requests",
         type=int,
         default=int(_environment_default(REQUESTS_ENVIRONMENT_VARIABLE, DEFAULT_REQUESTS, int)),
@@ -117,6 +130,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--minutes must be positive, got {args.minutes}")
     if args.requests < 1:
         parser.error(f"--requests must be positive, got {args.requests}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be positive, got {args.rounds}")
     return args
 
 
@@ -195,6 +210,20 @@ def latency_table(result: serving_latency.ServingResult) -> list[str]:
     return _table(header, rows)
 
 
+def median_run(
+    outcomes: Sequence[child.ChildOutcome[embedding_throughput.ThroughputRun]],
+) -> child.ChildOutcome[embedding_throughput.ThroughputRun]:
+    """Returns the run with the median wall time (the lower middle one of an even number).
+
+    Raises:
+        ValueError: If there is no run.
+    """
+    if not outcomes:
+        raise ValueError("No runs to choose from")
+    ordered = sorted(outcomes, key=lambda outcome: outcome.value.wall_seconds)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def final_line(ours: float, reference: float, limit: float) -> str:
     """Returns the last line: ours / reference and ours / limit throughputs, two decimals."""
     return FINAL_LINE_FORMAT.format(speedup=ours / reference, fraction=ours / limit)
@@ -209,10 +238,11 @@ class BenchmarkResults:
         load_after: Load averages when the run ended.
         corpus: The generated corpus.
         beam_args: Beam arguments of ``ours``.
-        reference: The keras-io tf.data run.
-        ours: The Beam embedding job on the whole corpus.
+        reference: The keras-io tf.data run with the median wall time.
+        ours: The Beam embedding job on the whole corpus, the run with the median wall time.
         startup: The Beam embedding job on one clip (its fixed start-up), unless skipped.
-        limit: YAMNet's network alone.
+        limit: YAMNet's network alone, the run with the median wall time.
+        round_walls: Wall seconds of every round, per approach (``reference``, ``ours``, ``limit``).
         export_seconds: Time the served model's export took.
         serving: The serving latencies.
     """
@@ -225,6 +255,7 @@ class BenchmarkResults:
     ours: child.ChildOutcome[embedding_throughput.ThroughputRun]
     startup: child.ChildOutcome[embedding_throughput.ThroughputRun] | None
     limit: child.ChildOutcome[embedding_throughput.ThroughputRun]
+    round_walls: dict[str, list[float]]
     export_seconds: float
     serving: child.ChildOutcome[serving_latency.ServingResult]
 
@@ -259,14 +290,6 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
         ).value
         logger.info("YAMNet (offline weights): %s", yamnet_dir)
 
-        logger.info("Embedding: reference (keras-io tf.data)")
-        reference = child.run_in_child(
-            embedding_throughput.run_reference,
-            corpus.corpus_dir,
-            yamnet_dir,
-            corpus.audio_seconds,
-            timeout_seconds=timeout,
-        )
         startup = None
         if not args.no_startup_run:
             logger.info("Embedding: ours on one clip (Beam's fixed start-up)")
@@ -279,24 +302,53 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
                 max_clips=1,
                 timeout_seconds=timeout,
             )
-        logger.info("Embedding: ours (Beam embedding job, %s)", " ".join(beam_args))
-        ours = child.run_in_child(
-            embedding_throughput.run_ours,
-            corpus.corpus_dir,
-            yamnet_dir,
-            os.path.join(work_dir, "ours"),
-            beam_args,
-            timeout_seconds=timeout,
-        )
-        logger.info("Embedding: limit (YAMNet network alone)")
-        limit = child.run_in_child(
-            embedding_throughput.run_limit,
-            corpus.corpus_dir,
-            yamnet_dir,
-            corpus.audio_seconds,
-            configs.EMBEDDING_BATCH_PATCHES,
-            timeout_seconds=timeout,
-        )
+        runs: dict[str, list[child.ChildOutcome[embedding_throughput.ThroughputRun]]] = {
+            embedding_throughput.REFERENCE: [],
+            embedding_throughput.OURS: [],
+            embedding_throughput.LIMIT: [],
+        }
+        for round_index in range(args.rounds):
+            logger.info(
+                "Embedding round %d of %d: reference (keras-io tf.data)", round_index + 1, args.rounds
+            )
+            runs[embedding_throughput.REFERENCE].append(
+                child.run_in_child(
+                    embedding_throughput.run_reference,
+                    corpus.corpus_dir,
+                    yamnet_dir,
+                    corpus.audio_seconds,
+                    timeout_seconds=timeout,
+                )
+            )
+            logger.info(
+                "Embedding round %d of %d: ours (Beam embedding job, %s)",
+                round_index + 1,
+                args.rounds,
+                " ".join(beam_args),
+            )
+            runs[embedding_throughput.OURS].append(
+                child.run_in_child(
+                    embedding_throughput.run_ours,
+                    corpus.corpus_dir,
+                    yamnet_dir,
+                    os.path.join(work_dir, "ours", f"round-{round_index + 1}"),
+                    beam_args,
+                    timeout_seconds=timeout,
+                )
+            )
+            logger.info(
+                "Embedding round %d of %d: limit (YAMNet network alone)", round_index + 1, args.rounds
+            )
+            runs[embedding_throughput.LIMIT].append(
+                child.run_in_child(
+                    embedding_throughput.run_limit,
+                    corpus.corpus_dir,
+                    yamnet_dir,
+                    corpus.audio_seconds,
+                    configs.EMBEDDING_BATCH_PATCHES,
+                    timeout_seconds=timeout,
+                )
+            )
         logger.info("Serving: measuring Predict latency")
         serving = child.run_in_child(
             serving_latency.measure_serving_latency,
@@ -315,10 +367,14 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
         load_after=machine.load_average(),
         corpus=corpus,
         beam_args=beam_args,
-        reference=reference,
-        ours=ours,
+        reference=median_run(runs[embedding_throughput.REFERENCE]),
+        ours=median_run(runs[embedding_throughput.OURS]),
         startup=startup,
-        limit=limit,
+        limit=median_run(runs[embedding_throughput.LIMIT]),
+        round_walls={
+            approach: [outcome.value.wall_seconds for outcome in outcomes]
+            for approach, outcomes in runs.items()
+        },
         export_seconds=export_seconds,
         serving=serving,
     )
@@ -346,6 +402,12 @@ def report_lines(results: BenchmarkResults) -> list[str]:
         f"Embedding throughput: {corpus.num_clips} clips, {corpus.audio_seconds:.1f} s of "
         f"{corpus.sample_rate} Hz 16-bit mono WAV (eSpeak NG, OpenSLR-83 layout), offline YAMNet weights",
         *throughput_table(rows),
+        f"  rounds: {len(results.round_walls[embedding_throughput.OURS])}, interleaved; each row is the "
+        "approach's median run. Wall s per round: "
+        + "; ".join(
+            f"{approach} " + " ".join(f"{seconds:.2f}" for seconds in walls)
+            for approach, walls in results.round_walls.items()
+        ),
         f"  ours: {' '.join(results.beam_args)}; wall s runs from read_corpus to the written TFRecords, "
         "Beam's worker start-up included.",
         "  peak RSS MB: each process's own peak RSS, summed over the step's process and all its descendants "

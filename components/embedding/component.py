@@ -50,7 +50,7 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
     Args:
         clip_index: The labelled, split clips from CorpusIndexGen.
         yamnet_model: The YAMNet SavedModel from YamnetModelGen.
-        examples: Output: gzipped TFRecords under ``Split-train`` and ``Split-eval``.
+        examples: Output: TFRecords (uncompressed) under ``Split-train`` and ``Split-eval``.
         quarantine_report: Output: ``quarantine.csv`` (every bad entry of the
             run, from indexing and decoding) and ``summary.json`` (clips and
             patches per split and class).

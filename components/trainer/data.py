@@ -107,7 +107,7 @@ def make_training_dataset(
     """Builds a dataset of ``(embedding batch, one-hot label batch)`` pairs.
 
     Args:
-        file_patterns: Glob pattern(s) of gzipped TFRecord files of per-patch tf.Examples.
+        file_patterns: Glob pattern(s) of TFRecord files (plain or ``.gz``) of per-patch tf.Examples.
         num_classes: Size of the label vocabulary (depth of the one-hot labels).
         batch_size: Patches per batch.
         shuffle: Whether to shuffle the patches (each epoch anew, from ``seed``).
@@ -145,7 +145,7 @@ def count_labels(file_patterns: str | Iterable[str], num_classes: int) -> np.nda
     """Counts the patches of each class.
 
     Args:
-        file_patterns: Glob pattern(s) of gzipped TFRecord files of per-patch tf.Examples.
+        file_patterns: Glob pattern(s) of TFRecord files (plain or ``.gz``) of per-patch tf.Examples.
         num_classes: Size of the label vocabulary.
 
     Returns:
@@ -169,7 +169,7 @@ def read_clip_patches(file_patterns: str | Iterable[str]) -> dict[str, np.ndarra
     """Reads every patch's embedding, label, clip id and accent into memory.
 
     Args:
-        file_patterns: Glob pattern(s) of gzipped TFRecord files of per-patch tf.Examples.
+        file_patterns: Glob pattern(s) of TFRecord files (plain or ``.gz``) of per-patch tf.Examples.
 
     Returns:
         A dict of numpy arrays keyed by feature name: ``embedding`` [N, 1024],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench_corpus, child, run_all
+from benchmarks import bench_corpus, child, embedding_throughput, run_all
 from components import demo_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -95,11 +95,41 @@ def test_final_line_is_the_ratio_of_throughputs() -> None:
     assert FINAL_LINE.match(run_all.final_line(ours=1.0, reference=3.0, limit=7.0))
 
 
+def _outcome(wall_seconds: float) -> child.ChildOutcome:
+    run = embedding_throughput.ThroughputRun(
+        approach=embedding_throughput.OURS,
+        num_clips=1,
+        audio_seconds=10.0,
+        num_embeddings=10,
+        wall_seconds=wall_seconds,
+        detail="",
+    )
+    return child.ChildOutcome(
+        value=run,
+        peak_rss_self_bytes=1,
+        peak_rss_children_bytes=0,
+        descendants=(),
+        peak_tree_rss_bytes=1,
+        cpu_seconds=1.0,
+        wall_seconds=wall_seconds,
+    )
+
+
+def test_median_run_is_the_middle_wall_time() -> None:
+    assert run_all.median_run([_outcome(3.0), _outcome(1.0), _outcome(2.0)]).value.wall_seconds == 2.0
+    assert run_all.median_run([_outcome(4.0), _outcome(1.0)]).value.wall_seconds == 1.0
+    assert run_all.median_run([_outcome(5.0)]).value.wall_seconds == 5.0
+    with pytest.raises(ValueError, match="No runs"):
+        run_all.median_run([])
+
+
 def test_command_line_rejects_bad_sizes() -> None:
     with pytest.raises(SystemExit):
         run_all.parse_args(["--minutes", "0"])
     with pytest.raises(SystemExit):
         run_all.parse_args(["--requests", "0"])
+    with pytest.raises(SystemExit):
+        run_all.parse_args(["--rounds", "0"])
 
 
 def test_minutes_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,6 +164,8 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path
             "0.34",
             "--requests",
             "4",
+            "--rounds",
+            "2",
             "--no-startup-run",
             "--work-dir",
             str(work_dir),
@@ -194,7 +226,23 @@ def test_smoke_latency_table_has_each_clip_length_and_client_count(smoke_run) ->
 
 
 @pytest.mark.slow
-def test_smoke_ours_wrote_gzipped_tfrecords(smoke_run) -> None:
+def test_smoke_ours_wrote_tfrecords_in_each_round(smoke_run) -> None:
     _, work_dir = smoke_run
-    written = list((work_dir / "ours" / "examples").glob("Split-*/data_tfrecord-*"))
-    assert written and all(path.stat().st_size > 0 for path in written)
+    for round_name in ("round-1", "round-2"):
+        written = list((work_dir / "ours" / round_name / "examples").glob("Split-*/data_tfrecord-*"))
+        assert written and all(path.stat().st_size > 0 for path in written)
+
+
+@pytest.mark.slow
+def test_smoke_rows_are_the_median_of_the_rounds(smoke_run) -> None:
+    lines, _ = smoke_run
+    rounds_line = next(line for line in lines if line.startswith("  rounds: 2, interleaved"))
+    walls = {
+        approach: [float(value) for value in values.split()]
+        for approach, values in re.findall(r"(reference|ours|limit) ([\d. ]+\d)", rounds_line)
+    }
+    assert sorted(walls) == ["limit", "ours", "reference"]
+    rows = {row[0].split(" ")[0]: row for row in _table_rows(lines, "Embedding throughput:")}
+    for approach, approach_walls in walls.items():
+        assert len(approach_walls) == 2
+        assert float(rows[approach][4]) == pytest.approx(min(approach_walls), abs=0.006)
