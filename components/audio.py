@@ -16,7 +16,6 @@ corpus reader writes it to the quarantine list as it is.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import struct
@@ -39,11 +38,6 @@ _STREAMING_DATA_SIZE = 0xFFFFFFFF
 # Sample rates outside this range are treated as a corrupt header.
 _MIN_SAMPLE_RATE = 1000
 _MAX_SAMPLE_RATE = 768000
-
-# The filter scipy.signal.resample_poly designs: half length 10 taps per unit of the larger
-# rate factor, Kaiser window with beta 5 (its defaults).
-_DECIMATION_HALF_LENGTH_PER_FACTOR = 10
-_DECIMATION_KAISER_BETA = 5.0
 
 # MPEG audio sample rates by version bits (3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5) and rate index.
 _MP3_SAMPLE_RATES: dict[int, tuple[int, int, int]] = {
@@ -124,10 +118,10 @@ def resample(waveform: np.ndarray, source_rate: int, target_rate: int = features
     160/441). Polyphase filtering with a Kaiser-windowed FIR is fast, has no
     wrap-around artefacts (unlike FFT resampling) and a good anti-aliasing
     stop band; the reference example used tensorflow-io's resampler instead,
-    which would make tensorflow-io a dependency of the WAV path. Whole-number
-    decimation (48 kHz or 32 kHz to 16 kHz, the corpus's case) applies the
-    same filter as ``resample_poly`` in float32 matrix products, about twice
-    as fast, and equal to it within 1e-6 (see ``_decimate``).
+    which would make tensorflow-io a dependency of the WAV path.
+    ``resample_poly`` releases the GIL, so the embedding job's threads
+    resample in parallel (a NumPy rewrite that ran twice as fast on one thread
+    ran slower than this on two).
 
     Args:
         waveform: 1-D samples.
@@ -153,52 +147,8 @@ def resample(waveform: np.ndarray, source_rate: int, target_rate: int = features
     divisor = math.gcd(int(source_rate), int(target_rate))
     up = int(target_rate) // divisor
     down = int(source_rate) // divisor
-    if up == 1:
-        return _decimate(waveform.astype(np.float32), down)
     resampled = signal.resample_poly(waveform.astype(np.float64), up, down)
     return resampled.astype(np.float32)
-
-
-@functools.lru_cache(maxsize=8)
-def _decimation_filter(factor: int) -> np.ndarray:
-    """The anti-aliasing FIR ``resample_poly(x, 1, factor)`` designs: 20 * factor + 1 Kaiser-windowed taps."""
-    half_length = _DECIMATION_HALF_LENGTH_PER_FACTOR * factor
-    taps = signal.firwin(2 * half_length + 1, 1.0 / factor, window=("kaiser", _DECIMATION_KAISER_BETA))
-    taps = taps.astype(np.float32)
-    taps.flags.writeable = False
-    return taps
-
-
-def _decimate(waveform: np.ndarray, factor: int) -> np.ndarray:
-    """Filters and keeps every ``factor``-th sample, as ``scipy.signal.resample_poly(x, 1, factor)`` does.
-
-    Output sample ``m`` is ``sum_j h[j] * x[factor * m - H + j]`` for the
-    symmetric filter ``h`` of ``2 H + 1`` taps (``H = 10 * factor``), with
-    zeros outside the waveform. Reading the zero-padded waveform as rows of
-    ``factor`` samples turns this into one small matrix-vector product per
-    ``factor`` taps.
-
-    Args:
-        waveform: 1-D float32 samples.
-        factor: Whole-number decimation factor, at least 2.
-
-    Returns:
-        ``ceil(len(waveform) / factor)`` float32 samples.
-    """
-    taps = _decimation_filter(factor)
-    half_length = (taps.shape[0] - 1) // 2
-    taps_per_phase = -(-taps.shape[0] // factor)
-    phase_taps = np.zeros(taps_per_phase * factor, dtype=np.float32)
-    phase_taps[: taps.shape[0]] = taps
-    phase_taps = phase_taps.reshape(taps_per_phase, factor)
-    num_output = -(-waveform.shape[0] // factor)
-    padded = np.zeros(factor * (num_output + taps_per_phase - 1), dtype=np.float32)
-    padded[half_length : half_length + waveform.shape[0]] = waveform
-    rows = padded.reshape(-1, factor)
-    resampled = np.zeros(num_output, dtype=np.float32)
-    for tap_row in range(taps_per_phase):
-        resampled += rows[tap_row : tap_row + num_output] @ phase_taps[tap_row]
-    return resampled
 
 
 def load_waveform(encoded: bytes, filename: str, target_rate: int = features.SAMPLE_RATE) -> np.ndarray:
