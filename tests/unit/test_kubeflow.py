@@ -6,7 +6,6 @@ import dataclasses
 import http.server
 import json
 import socket
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,20 +17,13 @@ from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2
 
 from pipeline import cli, configs, kubeflow_runner
+from tests import loopback_http
+from tests.unit.test_pipeline_wiring import COMPONENT_IDS
 
 IMAGE = "example/accent:1"
 # Every TFX component runs as a container; the resolver node is not a pod.
 CONTAINER_STEPS = [
-    "CorpusIndexGen",
-    "YamnetModelGen",
-    "EmbeddingGen",
-    "StatisticsGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "ValidationGate",
-    "Trainer",
-    "Evaluator",
-    "Pusher",
+    component_id for component_id in COMPONENT_IDS if component_id != "LatestBlessedModelResolver"
 ]
 RESOLVER = "LatestBlessedModelResolver"
 PVC_MOUNTS = {"accent-pipeline-root": "/pipeline-root", "accent-model-store": "/models"}
@@ -53,18 +45,27 @@ def _container_labels(spec: dict[str, Any]) -> set[str]:
     }
 
 
+def _compile_command(output: str | Path, pipeline_root: str, *flags: str) -> list[str]:
+    """Returns ``compile-kubeflow`` arguments with the test image and the given flags."""
+    return [
+        "compile-kubeflow",
+        "--output",
+        str(output),
+        "--image",
+        IMAGE,
+        "--pipeline-root",
+        pipeline_root,
+        *flags,
+    ]
+
+
 @pytest.fixture(scope="module")
 def local_overlay_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The pipeline compiled as the README's local-overlay command does, once per module."""
     output = tmp_path_factory.mktemp("kubeflow") / "pipeline.yaml"
     exit_code = cli.main(
-        [
-            "compile-kubeflow",
-            "--output",
-            str(output),
-            "--image",
-            IMAGE,
-            "--pipeline-root",
+        _compile_command(
+            output,
             "minio://mlpipeline/accent",
             "--corpus",
             "/pipeline-root/corpus",
@@ -73,7 +74,7 @@ def local_overlay_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--serving-base-path",
             "/models/accent",
             *[f"--pvc-mount={claim}:{path}" for claim, path in PVC_MOUNTS.items()],
-        ]
+        )
     )
     assert exit_code == 0
     return output
@@ -84,22 +85,10 @@ def local_overlay_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_yaml_without_mounts_holds_every_component_the_image_and_the_beam_args(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.yaml"
-    assert (
-        cli.main(
-            [
-                "compile-kubeflow",
-                "--output",
-                str(output),
-                "--image",
-                IMAGE,
-                "--pipeline-root",
-                "gs://bucket/root",
-                "--beam-arg=--runner=DataflowRunner",
-                "--beam-arg=--region=europe-west2",
-            ]
-        )
-        == 0
+    command = _compile_command(
+        output, "gs://bucket/root", "--beam-arg=--runner=DataflowRunner", "--beam-arg=--region=europe-west2"
     )
+    assert cli.main(command) == 0
     documents = _load_documents(output)
     assert len(documents) == 1, "no platform spec without PVC mounts"
     spec = documents[0]
@@ -176,17 +165,7 @@ def test_vertex_output_refuses_pvc_mounts(tmp_path: Path, capsys: pytest.Capture
             pvc_mounts={"accent-model-store": "/models"},
         )
     exit_code = cli.main(
-        [
-            "compile-kubeflow",
-            "--output",
-            str(output),
-            "--image",
-            IMAGE,
-            "--pipeline-root",
-            "gs://bucket/root",
-            "--pvc-mount",
-            "accent-model-store:/models",
-        ]
+        _compile_command(output, "gs://bucket/root", "--pvc-mount", "accent-model-store:/models")
     )
     assert exit_code == 2
     assert "Vertex AI Pipelines cannot mount" in capsys.readouterr().err
@@ -208,7 +187,7 @@ def test_vertex_output_refuses_pvc_mounts(tmp_path: Path, capsys: pytest.Capture
 def test_malformed_pvc_mounts_are_argparse_errors(
     flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    arguments = ["compile-kubeflow", "--output", "p.yaml", "--image", IMAGE, "--pipeline-root", "gs://b"]
+    arguments = _compile_command("p.yaml", "gs://b")
     for flag in flags:
         arguments += ["--pvc-mount", flag]
     with pytest.raises(SystemExit) as exit_info:
@@ -220,22 +199,16 @@ def test_malformed_pvc_mounts_are_argparse_errors(
 
 def test_pvc_mount_flags_become_a_claim_to_path_mapping() -> None:
     args = cli.build_parser().parse_args(
-        [
-            "compile-kubeflow",
-            "--output",
+        _compile_command(
             "p.yaml",
-            "--image",
-            IMAGE,
-            "--pipeline-root",
             "gs://b",
             "--pvc-mount",
             "accent-pipeline-root:/pipeline-root/",
             "--pvc-mount=accent-model-store:/models",
-        ]
+        )
     )
     assert args.pvc_mount == {"accent-pipeline-root": "/pipeline-root", "accent-model-store": "/models"}
-    without_mounts = ["compile-kubeflow", "--output", "p.yaml", "--image", IMAGE, "--pipeline-root", "gs://b"]
-    assert cli.build_parser().parse_args(without_mounts).pvc_mount is None
+    assert cli.build_parser().parse_args(_compile_command("p.yaml", "gs://b")).pvc_mount is None
 
 
 # Submission, against a stand-in for the KFP v2beta1 REST API on loopback.
@@ -340,13 +313,8 @@ def kfp_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[_FakeKf
     monkeypatch.setattr(kfp_client.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "kfp" / "context.json"))
     for variable in ("KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
         monkeypatch.delenv(variable, raising=False)
-    server = _FakeKfpApi()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with loopback_http.serving(_FakeKfpApi()) as server:
+        yield server
 
 
 def test_submit_creates_the_experiment_and_uploads_spec_and_platform_spec(

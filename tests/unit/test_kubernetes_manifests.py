@@ -16,7 +16,6 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from pipeline import configs
+from tests import loopback_http
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_DIR = REPO_ROOT / "kubernetes"
@@ -552,12 +552,8 @@ def model_status_server() -> Iterator[http.server.ThreadingHTTPServer]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ModelStatusHandler)
     server.model_state = "LOADING"  # type: ignore[attr-defined]
     server.requested_paths = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with loopback_http.serving(server):
+        yield server
 
 
 def _probe_on_port(documents: list[dict[str, Any]], probe_name: str, port: int) -> list[str]:
