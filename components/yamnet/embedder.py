@@ -15,9 +15,11 @@ on ``ClipEmbedding.patch_levels_dbfs`` instead.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,6 +131,12 @@ class YamnetEmbedder:
         self.batch_patches = batch_patches
         self.weights_info: dict[str, Any] = export.describe_weights(saved_model_dir)
         self._model = tf.saved_model.load(self.saved_model_dir)
+        self._batch_log_mel_patches = tf.function(
+            frontend.batch_log_mel_patches,
+            input_signature=frontend.BATCH_LOG_MEL_PATCHES_SIGNATURE,
+            autograph=False,
+        )
+        _LIVE_EMBEDDERS.add(self)
         self.batched = hasattr(self._model, export.EMBED_PATCHES_FUNCTION) and hasattr(
             self._model, export.LOG_MEL_PATCHES_FUNCTION
         )
@@ -145,6 +153,11 @@ class YamnetEmbedder:
             "batched across clips" if self.batched else "one call per clip",
             batch_patches,
         )
+
+    def release(self) -> None:
+        """Drops the loaded model and its functions; the embedder cannot embed afterwards."""
+        self._model = None
+        self._batch_log_mel_patches = None
 
     @classmethod
     def from_handle(
@@ -179,7 +192,10 @@ class YamnetEmbedder:
 
         Raises:
             ValueError: If a waveform is not 1-D.
+            RuntimeError: If the embedder was released.
         """
+        if self._model is None:
+            raise RuntimeError(f"The YAMNet embedder of {self.saved_model_dir} was released")
         clips = [_as_waveform(waveform, clip_index) for clip_index, waveform in enumerate(waveforms)]
         if not clips:
             return []
@@ -207,7 +223,7 @@ class YamnetEmbedder:
 
     def _embed_batched(self, clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         signal, patch_frame_starts, patch_counts = frontend.concatenate_clips(clips)
-        all_patches = frontend.batch_log_mel_patches(tf.constant(signal), tf.constant(patch_frame_starts))
+        all_patches = self._batch_log_mel_patches(tf.constant(signal), tf.constant(patch_frame_starts))
         batch_scores: list[np.ndarray] = []
         batch_embeddings: list[np.ndarray] = []
         for start in range(0, int(all_patches.shape[0]), self.batch_patches):
@@ -218,3 +234,15 @@ class YamnetEmbedder:
         scores = np.split(np.concatenate(batch_scores, axis=0), boundaries)
         embeddings = np.split(np.concatenate(batch_embeddings, axis=0), boundaries)
         return scores, embeddings
+
+
+# Embedders still alive when the interpreter exits (Beam's shared cache keeps the last one), released
+# while TensorFlow can still free their functions: freed during interpreter teardown instead, each
+# function prints an ignored TypeError.
+_LIVE_EMBEDDERS: weakref.WeakSet[YamnetEmbedder] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_live_embedders() -> None:
+    for embedder in list(_LIVE_EMBEDDERS):
+        embedder.release()

@@ -147,15 +147,18 @@ def concatenate_clips(waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.n
     return signal, patch_frame_starts, patch_counts
 
 
-@tf.function(
-    input_signature=[
-        tf.TensorSpec([None], tf.float32, name="signal"),
-        tf.TensorSpec([None], tf.int64, name="patch_frame_starts"),
-    ],
-    autograph=False,
+# Input signature of ``batch_log_mel_patches`` as a ``tf.function`` (see ``YamnetEmbedder``).
+BATCH_LOG_MEL_PATCHES_SIGNATURE = (
+    tf.TensorSpec([None], tf.float32, name="signal"),
+    tf.TensorSpec([None], tf.int64, name="patch_frame_starts"),
 )
+
+
 def batch_log_mel_patches(signal: tf.Tensor, patch_frame_starts: tf.Tensor) -> tf.Tensor:
     """Computes the patches of many clips in one call (see ``concatenate_clips``).
+
+    Runs eagerly, or as one graph when wrapped in ``tf.function`` with
+    ``BATCH_LOG_MEL_PATCHES_SIGNATURE`` (it needs no autograph).
 
     Args:
         signal: The clips end to end, from ``concatenate_clips``.

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -88,3 +92,34 @@ def test_bad_arguments(export_dir):
     with pytest.raises(ValueError, match="1-D"):
         yamnet_embedder.embed_waveforms([np.zeros((2, 16000), np.float32)])
     assert yamnet_embedder.embed_waveforms([]) == []
+
+
+def test_released_embedder_refuses_to_embed(export_dir):
+    yamnet_embedder = embedder.YamnetEmbedder(export_dir)
+    yamnet_embedder.release()
+    with pytest.raises(RuntimeError, match="released"):
+        yamnet_embedder.embed_waveforms([np.zeros(16000, np.float32)])
+
+
+def test_an_embedder_alive_at_exit_is_released_quietly(export_dir):
+    # Beam's shared cache keeps the last embedder until the interpreter exits; its TensorFlow
+    # functions must be freed before teardown, or each prints an ignored TypeError.
+    script = (
+        "import numpy as np\n"
+        "from apache_beam.utils import shared\n"
+        "from components.yamnet import embedder\n"
+        f"kept = shared.Shared().acquire(lambda: embedder.YamnetEmbedder({str(export_dir)!r}))\n"
+        "print(kept.embed_waveforms([np.zeros(20000, np.float32)])[0].num_patches)\n"
+        "del kept\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip().splitlines()[-1] == "2"
+    assert "Exception ignored" not in completed.stderr
