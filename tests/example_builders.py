@@ -3,7 +3,8 @@
 ``write_examples_artifact(uri, ...)`` writes
 ``<uri>/Split-train/data_tfrecord-00000-of-00001.gz`` and
 ``<uri>/Split-eval/data_tfrecord-00000-of-00001.gz``: gzipped TFRecords of
-serialized tf.Examples with every feature of ``components/features.py``.
+serialized tf.Examples built by ``components.embedding.patch_examples`` (gzipped
+as ExampleGen writes them; the embedding job's own files are plain).
 Embeddings are class-dependent Gaussians, so a classifier can separate them.
 """
 
@@ -17,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from components import features
+from components.corpus.records import ClipRecord
+from components.embedding import patch_examples
 
 SPLIT_DIR_TEMPLATE = "Split-{split}"
 DATA_FILENAME = "data_tfrecord-00000-of-00001.gz"
@@ -37,31 +40,20 @@ class Patch:
 
 
 def make_example(patch: Patch) -> tf.train.Example:
-    """Returns the tf.Example of one patch."""
-
-    def _bytes(value: str) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
-
-    def _int(value: int) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-
-    return tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                features.EMBEDDING_KEY: tf.train.Feature(
-                    float_list=tf.train.FloatList(
-                        value=np.asarray(patch.embedding, dtype=np.float32).tolist()
-                    )
-                ),
-                features.LABEL_KEY: _int(patch.label),
-                features.ACCENT_KEY: _bytes(patch.accent),
-                features.SPEAKER_ID_KEY: _bytes(patch.speaker_id),
-                features.GENDER_KEY: _bytes(patch.gender),
-                features.CLIP_ID_KEY: _bytes(patch.clip_id),
-                features.PATCH_INDEX_KEY: _int(patch.patch_index),
-                features.IS_SPEECH_KEY: _int(patch.is_speech),
-            }
-        )
+    """Returns the tf.Example of one patch, in the embedding job's format (``patch_examples``)."""
+    record = ClipRecord(
+        clip_id=patch.clip_id,
+        source=f"/corpus/{patch.clip_id}.wav",
+        accent_code=patch.clip_id[:2],
+        accent=patch.accent,
+        label=patch.label,
+        gender=patch.gender,
+        speaker_id=patch.speaker_id,
+        split="",
+        transcript="",
+    )
+    return patch_examples.patch_example(
+        record, patch.patch_index, patch.embedding, patch.label, bool(patch.is_speech)
     )
 
 
