@@ -68,6 +68,18 @@ def _wait_for_file(path: Path, process: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
+def _stop_with_sigterm(process: subprocess.Popen) -> str:
+    """Sends SIGTERM and returns the process's stderr; kills it if it has not ended within 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=30.0)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate(timeout=10.0)
+    return stderr
+
+
 def test_serve_runs_tensorflow_model_server_when_it_is_on_path(
     fake_binary_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,12 +139,8 @@ def test_serve_passes_sigterm_on_to_tensorflow_model_server(fake_binary_dir: Pat
     )
     try:
         _wait_for_file(argv_file, process)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30.0)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10.0)
+        stderr = _stop_with_sigterm(process)
 
     assert process.returncode == 0, stderr
     assert signal_file.read_text().strip() == "TERM"
@@ -173,12 +181,8 @@ def test_the_project_server_shuts_down_cleanly_on_sigterm(tmp_path: Path, model_
                 ):
                     break
                 time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30.0)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10.0)
+        stderr = _stop_with_sigterm(process)
 
     assert process.returncode == 0, stderr
     assert "tensorflow_model_server is not on PATH" in stderr
