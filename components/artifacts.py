@@ -1,6 +1,9 @@
 """Artifact types of the project's own components.
 
-Type names have the `<namespace>.<Title>` form that Kubeflow Pipelines v2 requires.
+A type name is both the `<namespace>.<Title>` that Kubeflow Pipelines takes as the
+schema title (TFX checks it against ``^[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}$``)
+and the class path that TFX's step entrypoint imports to rebuild the artifact:
+``components/__init__.py`` makes ``components.<Title>`` importable.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ class ClipIndex(types.Artifact):
     ``quarantine.csv`` (``filename,reason``) and ``summary.json``.
     """
 
-    TYPE_NAME = "accent.ClipIndex"
+    TYPE_NAME = "components.ClipIndex"
 
 
 class QuarantineReport(types.Artifact):
@@ -25,4 +28,4 @@ class QuarantineReport(types.Artifact):
     ``summary.json`` (counts of clips and patches per split and class).
     """
 
-    TYPE_NAME = "accent.QuarantineReport"
+    TYPE_NAME = "components.QuarantineReport"

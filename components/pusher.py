@@ -10,6 +10,7 @@ are the same SavedModel, records that version instead of adding another.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from absl import logging
@@ -27,14 +28,37 @@ from tfx.utils import proto_utils
 _IDENTITY_FILES = (("fingerprint.pb",), ("saved_model.pb", os.path.join("variables", "variables.index")))
 
 
-def latest_version_dir(base_directory: str) -> str | None:
-    """Returns the directory of the highest integer version under a model base path, if any."""
+# A version directory's name: TF Serving's integer version, in ASCII digits.
+_VERSION_NAME = re.compile(r"[0-9]+")
+
+# The file without which a version directory is no SavedModel (an interrupted copy, say).
+_SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def version_number(version_dir: str) -> int:
+    """The version number of a version directory, from its name."""
+    return int(os.path.basename(version_dir.rstrip("/")))
+
+
+def _version_dirs(base_directory: str) -> list[str]:
+    """The version directories under a model base path, highest version first."""
     if not fileio.exists(base_directory):
-        return None
-    versions = [name.rstrip("/") for name in fileio.listdir(base_directory) if name.rstrip("/").isdigit()]
-    if not versions:
-        return None
-    return os.path.join(base_directory, max(versions, key=int))
+        return []
+    names = [name.rstrip("/") for name in fileio.listdir(base_directory)]
+    versions = sorted((name for name in names if _VERSION_NAME.fullmatch(name)), key=int, reverse=True)
+    return [os.path.join(base_directory, name) for name in versions]
+
+
+def latest_complete_version_dir(base_directory: str) -> str | None:
+    """Returns the highest version under a model base path that holds a SavedModel, if any.
+
+    A version directory without ``saved_model.pb`` is reported and passed over.
+    """
+    for version_dir in _version_dirs(base_directory):
+        if fileio.exists(os.path.join(version_dir, _SAVED_MODEL_FILE)):
+            return version_dir
+        logging.warning("%s has no %s: not a complete model, passed over", version_dir, _SAVED_MODEL_FILE)
+    return None
 
 
 def _read(path: str) -> bytes | None:
@@ -70,7 +94,7 @@ class Executor(pusher_executor.Executor):
                 exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], push_destination
             )
             if push_destination.WhichOneof("destination") == "filesystem":
-                latest = latest_version_dir(push_destination.filesystem.base_directory)
+                latest = latest_complete_version_dir(push_destination.filesystem.base_directory)
                 if latest and same_saved_model(self.GetModelPath(input_dict), latest):
                     logging.info("This model is already served as %s; not pushing it again.", latest)
                     model_push = artifact_utils.get_single_instance(

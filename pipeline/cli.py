@@ -212,6 +212,26 @@ class _PvcMountAction(argparse.Action):
         setattr(namespace, self.dest, mounts)
 
 
+class _StepResourcesAction(argparse.Action):
+    """Collects repeated ``--resources STEP=CPU,MEMORY_GB`` values into a step -> resources dict."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[str] | None,
+        option_string: str | None = None,
+    ) -> None:
+        """Parses one value and adds it."""
+        from pipeline import kubeflow_runner
+
+        try:
+            step, resources = kubeflow_runner.parse_step_resources(str(values))
+        except ValueError as error:
+            raise argparse.ArgumentError(self, str(error)) from error
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), step: resources})
+
+
 def _compile_kubeflow(args: argparse.Namespace) -> int:
     from pipeline import kubeflow_runner
 
@@ -224,7 +244,10 @@ def _compile_kubeflow(args: argparse.Namespace) -> int:
             corpus_dir=args.corpus,
             serving_base_path=args.serving_base_path,
             quarantine_copy_path=args.quarantine_copy,
+            corpus_fingerprint=args.corpus_fingerprint,
             pvc_mounts=args.pvc_mount,
+            target=args.target,
+            step_resources=args.resources,
         )
     except ValueError as error:
         logger.debug("Compilation failed", exc_info=True)
@@ -300,13 +323,31 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=_predict)
 
-    compile_kfp = commands.add_parser("compile-kubeflow", help="Compile for Kubeflow Pipelines v2")
+    compile_kfp = commands.add_parser(
+        "compile-kubeflow", help="Compile for a self-hosted Kubeflow Pipelines 2.x or Vertex AI Pipelines"
+    )
     compile_kfp.add_argument(
-        "--output", required=True, help=".yaml: KFP PipelineSpec; .json: Vertex PipelineJob"
+        "--output", required=True, help=".yaml: PipelineSpec; .json: Vertex AI PipelineJob"
+    )
+    compile_kfp.add_argument(
+        "--target",
+        choices=configs.KUBEFLOW_TARGETS,
+        default=None,
+        help=f"Where the pipeline runs (default: vertex for .json output, else {configs.KUBEFLOW_TARGET})",
     )
     compile_kfp.add_argument("--image", required=True)
     compile_kfp.add_argument("--pipeline-root", required=True)
-    compile_kfp.add_argument("--corpus", default=None, help="Corpus URI (default: <pipeline-root>/corpus)")
+    compile_kfp.add_argument(
+        "--corpus",
+        default=None,
+        help="Corpus path on a --pvc-mount, or gs:// URI (default: <pipeline-root>/corpus)",
+    )
+    compile_kfp.add_argument(
+        "--corpus-fingerprint",
+        default=None,
+        help="Cache key of the corpus, e.g. its version: the same key reuses KFP's cached index and "
+        "embeddings (default: the compile time, so every compiled pipeline indexes the corpus again)",
+    )
     compile_kfp.add_argument(
         "--serving-base-path",
         default=None,
@@ -322,7 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
         action=_PvcMountAction,
         default=None,
         metavar="CLAIM:MOUNT_PATH",
-        help="Mount a PersistentVolumeClaim into every step (.yaml output only); repeat for more",
+        help="Mount a PersistentVolumeClaim into every step (kfp target only); repeat for more",
+    )
+    compile_kfp.add_argument(
+        "--resources",
+        action=_StepResourcesAction,
+        default=None,
+        metavar="STEP=CPU[/LIMIT],MEMORY_GB[/LIMIT]",
+        help="CPU and memory (GB) of one step's pod, e.g. EmbeddingGen=8,16G; repeat for more "
+        "(defaults in pipeline/configs.py)",
     )
     _add_settings_arguments(compile_kfp)
     compile_kfp.set_defaults(handler=_compile_kubeflow)

@@ -81,6 +81,45 @@ LOCAL_BEAM_PIPELINE_ARGS: tuple[str, ...] = (
 
 
 @dataclasses.dataclass(frozen=True)
+class StepResources:
+    """CPU and memory of one Kubeflow step's pod: Kubernetes requests and limits.
+
+    Memory is in gigabytes (10^9 bytes), the unit of KFP's PipelineSpec.
+    """
+
+    cpu_request: float
+    cpu_limit: float
+    memory_request_gb: float
+    memory_limit_gb: float
+
+    def __post_init__(self) -> None:
+        """Checks that every amount is positive and no request exceeds its limit."""
+        if min(self.cpu_request, self.memory_request_gb) <= 0:
+            raise ValueError(f"CPU and memory requests must be positive, not {self}")
+        if self.cpu_request > self.cpu_limit or self.memory_request_gb > self.memory_limit_gb:
+            raise ValueError(f"a request cannot exceed its limit: {self}")
+
+
+# Kubeflow: where a compiled pipeline can run, a self-hosted Kubeflow Pipelines 2.x ("kfp") or
+# Vertex AI Pipelines ("vertex"), and the default.
+KUBEFLOW_TARGETS = ("kfp", "vertex")
+KUBEFLOW_TARGET = "kfp"
+
+# Kubeflow: the pod resources of a step not named in KUBEFLOW_STEP_RESOURCES.
+KUBEFLOW_DEFAULT_RESOURCES = StepResources(cpu_request=1, cpu_limit=2, memory_request_gb=2, memory_limit_gb=4)
+
+# Kubeflow: the heavy steps. EmbeddingGen runs YAMNet over the corpus and the Trainer fits and
+# exports the model; both use every CPU they get (Beam workers, TensorFlow threads), so their
+# requests equal their limits (Guaranteed QoS).
+KUBEFLOW_STEP_RESOURCES: dict[str, StepResources] = {
+    "EmbeddingGen": StepResources(cpu_request=4, cpu_limit=4, memory_request_gb=8, memory_limit_gb=8),
+    "Trainer": StepResources(cpu_request=4, cpu_limit=4, memory_request_gb=8, memory_limit_gb=8),
+    "StatisticsGen": StepResources(cpu_request=2, cpu_limit=2, memory_request_gb=4, memory_limit_gb=4),
+    "Evaluator": StepResources(cpu_request=2, cpu_limit=2, memory_request_gb=4, memory_limit_gb=4),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineSettings:
     """The settings of one pipeline run, with this module's constants as defaults.
 

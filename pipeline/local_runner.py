@@ -13,10 +13,12 @@ import logging
 from pathlib import Path
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler
+from tfx.proto.orchestration import pipeline_pb2
 
 from components import corpus
 from pipeline import configs
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import UNCACHED_COMPONENT_IDS, create_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -85,5 +87,23 @@ def run_local(corpus_dir: str, output_dir: str, settings: configs.PipelineSettin
         ),
     )
     logger.info("Running pipeline %s into %s", configs.PIPELINE_NAME, layout.output_dir)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    tfx.orchestration.LocalDagRunner().run_with_ir(compile_pipeline(pipeline))
     return layout
+
+
+def compile_pipeline(pipeline: tfx.dsl.Pipeline) -> pipeline_pb2.Pipeline:
+    """Compiles the pipeline to TFX's IR, with the cache off for the steps that must always run.
+
+    TFX 1.16 has no per-step cache switch in its DSL, so it is set in the IR.
+
+    Args:
+        pipeline: The pipeline of ``create_pipeline``.
+
+    Returns:
+        The IR that LocalDagRunner runs.
+    """
+    pipeline_ir = compiler.Compiler().compile(pipeline)
+    for node in pipeline_ir.nodes:
+        if node.pipeline_node.node_info.id in UNCACHED_COMPONENT_IDS:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    return pipeline_ir

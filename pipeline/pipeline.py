@@ -2,7 +2,10 @@
 
 Data flows from top to bottom: corpus index -> YAMNet -> per-patch embeddings
 -> statistics, schema and validation -> training -> evaluation against the
-latest blessed model -> push, only when blessed.
+model served now -> push, only when blessed.
+
+Every step is a container step, so the same graph runs under LocalDagRunner,
+on a self-hosted Kubeflow Pipelines and on Vertex AI Pipelines.
 """
 
 from __future__ import annotations
@@ -12,16 +15,36 @@ import json
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
-from components import evaluation, features, pusher
+import schemas
+from components import evaluation, evaluator, features, pusher
+from components.baseline import LatestServedModel
 from components.corpus.component import CorpusIndexGen
 from components.embedding.component import EmbeddingGen
+from components.schema_gen import CuratedSchemaGen
 from components.validation import ValidationGate
 from components.yamnet.component import YamnetModelGen
 from pipeline import configs
-from schemas import SCHEMA_PATH
 
 # The function the Trainer calls, importable wherever the package is installed.
 TRAINER_RUN_FN = "components.trainer.model.run_fn"
+
+# The id of every step, in the order create_pipeline lists them.
+COMPONENT_IDS: tuple[str, ...] = (
+    "CorpusIndexGen",
+    "YamnetModelGen",
+    "EmbeddingGen",
+    "StatisticsGen",
+    "CuratedSchemaGen",
+    "ExampleValidator",
+    "ValidationGate",
+    "Trainer",
+    "LatestServedModel",
+    "Evaluator",
+    "Pusher",
+)
+
+# Steps that every orchestrator runs afresh: what they read changes between runs, their parameters do not.
+UNCACHED_COMPONENT_IDS: frozenset[str] = frozenset({"LatestServedModel"})
 
 
 def create_pipeline(
@@ -32,7 +55,6 @@ def create_pipeline(
     serving_model_dir: str,
     settings: configs.PipelineSettings,
     quarantine_copy_path: str = "",
-    schema_path: str = str(SCHEMA_PATH),
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
@@ -46,7 +68,6 @@ def create_pipeline(
         serving_model_dir: Base directory of the pushed model (TF Serving layout).
         settings: Every other setting of the run.
         quarantine_copy_path: Where EmbeddingGen also copies the quarantine report, or "".
-        schema_path: The curated schema of the examples.
         metadata_connection_config: ML Metadata connection; None for the orchestrator's own.
         enable_cache: Whether to reuse the outputs of unchanged steps.
 
@@ -82,7 +103,7 @@ def create_pipeline(
         "StatisticsGen"
     )
 
-    schema = tfx.components.ImportSchemaGen(schema_file=schema_path).with_id("ImportSchemaGen")
+    schema = CuratedSchemaGen(schema_fingerprint=schemas.schema_fingerprint()).with_id("CuratedSchemaGen")
 
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"]
@@ -109,16 +130,12 @@ def create_pipeline(
     ).with_id("Trainer")
     trainer.add_upstream_node(validation_gate)
 
-    latest_blessed_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("LatestBlessedModelResolver")
+    served_model = LatestServedModel(serving_base_path=serving_model_dir).with_id("LatestServedModel")
 
-    evaluator = tfx.components.Evaluator(
+    model_evaluator = evaluator.Evaluator(
         examples=embeddings.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed_model.outputs["model"],
+        baseline_model=served_model.outputs["model"],
         example_splits=[features.EVAL_SPLIT],
         eval_config=evaluation.build_eval_config(
             class_names=settings.class_names,
@@ -127,10 +144,10 @@ def create_pipeline(
         ),
     ).with_id("Evaluator")
 
-    with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
+    with tfx.dsl.Cond(model_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
         model_pusher = pusher.Pusher(
             model=trainer.outputs["model"],
-            model_blessing=evaluator.outputs["blessing"],
+            model_blessing=model_evaluator.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
             ),
@@ -148,8 +165,8 @@ def create_pipeline(
             example_validator,
             validation_gate,
             trainer,
-            latest_blessed_model,
-            evaluator,
+            served_model,
+            model_evaluator,
             model_pusher,
         ],
         enable_cache=enable_cache,

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from components import audio, demo_corpus, features
 from pipeline import cli, configs, run_summary
-from tests.unit.test_pipeline_wiring import COMPONENT_IDS
+from pipeline.pipeline import COMPONENT_IDS
 
 pytestmark = pytest.mark.e2e
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import http.server
 import json
+import math
+import re
 import socket
 import urllib.parse
 from collections.abc import Iterator
@@ -16,18 +19,26 @@ import yaml
 from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2
 
+import schemas
 from pipeline import cli, configs, kubeflow_runner
+from pipeline.pipeline import COMPONENT_IDS
 from tests import loopback_http
-from tests.unit.test_pipeline_wiring import COMPONENT_IDS
 
 IMAGE = "example/accent:1"
-# Every TFX component runs as a container; the resolver node is not a pod.
-CONTAINER_STEPS = [
-    component_id for component_id in COMPONENT_IDS if component_id != "LatestBlessedModelResolver"
-]
-RESOLVER = "LatestBlessedModelResolver"
 PVC_MOUNTS = {"accent-pipeline-root": "/pipeline-root", "accent-model-store": "/models"}
 RUN_ID = "run-7f3c2a"
+# The paths of the issue's "done when" command, each on one of the claims.
+STEP_PATH_FLAGS = [
+    "--corpus",
+    "/pipeline-root/corpus",
+    "--serving-base-path",
+    "/models/accent",
+    "--quarantine-copy",
+    "/pipeline-root/quarantine.csv",
+]
+MOUNT_FLAGS = [f"--pvc-mount={claim}:{path}" for claim, path in PVC_MOUNTS.items()]
+# The folder of this checkout (or of the installed package): no compiled spec may name it.
+PROJECT_DIR = str(Path(kubeflow_runner.__file__).resolve().parents[1])
 
 
 def _load_documents(path: Path) -> list[dict[str, Any]]:
@@ -35,14 +46,17 @@ def _load_documents(path: Path) -> list[dict[str, Any]]:
 
 
 def _constant(spec: dict[str, Any], task: str, parameter: str) -> Any:
-    value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][parameter]
-    return value["runtimeValue"]["constantValue"]["stringValue"]
+    return spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][parameter]["runtimeValue"]["constant"]
 
 
 def _container_labels(spec: dict[str, Any]) -> set[str]:
     return {
         label for label, executor in spec["deploymentSpec"]["executors"].items() if "container" in executor
     }
+
+
+def _container(spec: dict[str, Any], step: str) -> dict[str, Any]:
+    return spec["deploymentSpec"]["executors"][spec["components"][step]["executorLabel"]]["container"]
 
 
 def _compile_command(output: str | Path, pipeline_root: str, *flags: str) -> list[str]:
@@ -59,31 +73,196 @@ def _compile_command(output: str | Path, pipeline_root: str, *flags: str) -> lis
     ]
 
 
+def _artifact_titles(spec: dict[str, Any]) -> set[str]:
+    titles = set()
+    for component in spec["components"].values():
+        for section in ("inputDefinitions", "outputDefinitions"):
+            for artifact in component.get(section, {}).get("artifacts", {}).values():
+                artifact_type = artifact["artifactType"]
+                if "schemaTitle" in artifact_type:
+                    titles.add(artifact_type["schemaTitle"])
+                else:
+                    titles.add(yaml.safe_load(artifact_type["instanceSchema"])["title"])
+    return titles
+
+
+def structural_problems(spec: dict[str, Any], text: str) -> list[str]:
+    """What in a compiled ``kfp`` spec a self-hosted KFP 2.x (or TFX's steps on it) could not run."""
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.utils import import_utils
+
+    problems = []
+    expected_command = [*kubeflow_runner.STEP_COMMAND, "--local-artifact-paths"]
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        if "container" not in executor and "importer" not in executor:
+            problems.append(f"{label}: a {next(iter(executor))} executor")
+            continue
+        container = executor.get("container")
+        if container is None:
+            continue
+        if container["command"] != expected_command:
+            problems.append(f"{label}: command {container['command']}")
+        resources = container.get("resources", {})
+        for field in ("cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"):
+            if not resources.get(field, 0) > 0:
+                problems.append(f"{label}: no {field}")
+    for task_name, task in spec["root"]["dag"]["tasks"].items():
+        for name, parameter in task.get("inputs", {}).get("parameters", {}).items():
+            if "constant" not in parameter.get("runtimeValue", {}):
+                problems.append(f"{task_name}.{name}: not runtimeValue.constant but {parameter}")
+        condition = task.get("triggerPolicy", {}).get("condition", "")
+        for key in re.findall(r"inputs\.artifacts\['([^']+)'\]", condition):
+            if key not in task.get("inputs", {}).get("artifacts", {}):
+                problems.append(f"{task_name}: the condition reads {key!r}, no input of the task")
+    for title in _artifact_titles(spec):
+        class_path = compiler_utils.TITLE_TO_CLASS_PATH.get(title, title)
+        try:
+            import_utils.import_class_by_path(class_path)
+        except ImportError:
+            problems.append(f"artifact title {title!r} does not import")
+        if title not in compiler_utils.TITLE_TO_CLASS_PATH and not re.fullmatch(
+            r"[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}", title
+        ):
+            problems.append(f"artifact title {title!r} is not of KFP's <namespace>.<Title> form")
+    if PROJECT_DIR in text:
+        problems.append(f"the spec names the compiling machine's {PROJECT_DIR}")
+    return problems
+
+
 @pytest.fixture(scope="module")
 def local_overlay_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pipeline compiled as the README's local-overlay command does, once per module."""
+    """The pipeline compiled as the README's runbook (and the issue's "done when") does, once per module."""
     output = tmp_path_factory.mktemp("kubeflow") / "pipeline.yaml"
     exit_code = cli.main(
-        _compile_command(
-            output,
-            "minio://mlpipeline/accent",
-            "--corpus",
-            "/pipeline-root/corpus",
-            "--quarantine-copy",
-            "/pipeline-root/quarantine.csv",
-            "--serving-base-path",
-            "/models/accent",
-            *[f"--pvc-mount={claim}:{path}" for claim, path in PVC_MOUNTS.items()],
-        )
+        _compile_command(output, "minio://mlpipeline/accent", *STEP_PATH_FLAGS, *MOUNT_FLAGS)
     )
     assert exit_code == 0
     return output
 
 
-# Compilation.
+# Compilation for a self-hosted KFP.
 
 
-def test_yaml_without_mounts_holds_every_component_the_image_and_the_beam_args(tmp_path: Path) -> None:
+def test_the_kfp_spec_passes_the_structural_check(local_overlay_package: Path) -> None:
+    spec = _load_documents(local_overlay_package)[0]
+    assert spec["schemaVersion"] == "2.1.0"
+    assert set(COMPONENT_IDS) == set(spec["components"]) == set(spec["root"]["dag"]["tasks"])
+    assert structural_problems(spec, local_overlay_package.read_text()) == []
+
+
+def test_the_structural_check_finds_what_kfp_cannot_run(local_overlay_package: Path) -> None:
+    spec = _load_documents(local_overlay_package)[0]
+    broken = copy.deepcopy(spec)
+    broken["deploymentSpec"]["executors"]["Resolver_executor"] = {"resolver": {"outputArtifactQueries": {}}}
+    pusher_task = broken["root"]["dag"]["tasks"]["Pusher"]
+    pusher_task["triggerPolicy"]["condition"] = "inputs.artifacts['_Evaluator.blessing'].artifacts[0] == 1"
+    parameter = pusher_task["inputs"]["parameters"]["push_destination"]["runtimeValue"]
+    parameter["constantValue"] = {"stringValue": parameter.pop("constant")}
+    trainer = _container(broken, "Trainer")
+    trainer["command"] = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+    del trainer["resources"]["memoryRequest"]
+    outputs = broken["components"]["CorpusIndexGen"]["outputDefinitions"]["artifacts"]
+    outputs["clip_index"]["artifactType"] = {"schemaTitle": "accent.ClipIndex"}
+    problems = "\n".join(structural_problems(broken, f"schema_file: {PROJECT_DIR}/schemas/schema.pbtxt"))
+    for expected in (
+        "Resolver_executor: a resolver executor",
+        "Pusher: the condition reads '_Evaluator.blessing'",
+        "Pusher.push_destination: not runtimeValue.constant",
+        "Trainer_executor: command",
+        "Trainer_executor: no memoryRequest",
+        "artifact title 'accent.ClipIndex' does not import",
+        "compiling machine",
+    ):
+        assert expected in problems
+
+
+def test_the_blessing_condition_reads_the_pushers_own_input(local_overlay_package: Path) -> None:
+    pusher_task = _load_documents(local_overlay_package)[0]["root"]["dag"]["tasks"]["Pusher"]
+    condition = pusher_task["triggerPolicy"]["condition"]
+    assert "inputs.artifacts['model_blessing']" in condition and "blessed" in condition
+    assert pusher_task["inputs"]["artifacts"]["model_blessing"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "blessing",
+        "producerTask": "Evaluator",
+    }
+
+
+def test_the_baseline_step_is_never_cached_and_reads_the_serving_path(local_overlay_package: Path) -> None:
+    spec = _load_documents(local_overlay_package)[0]
+    caching = {name: task.get("cachingOptions", {}) for name, task in spec["root"]["dag"]["tasks"].items()}
+    assert caching.pop("LatestServedModel") == {"enableCache": False}
+    assert all(options == {"enableCache": True} for options in caching.values()), caching
+    assert _constant(spec, "LatestServedModel", "serving_base_path") == "/models/accent"
+    evaluator_inputs = spec["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["artifacts"]
+    assert evaluator_inputs["baseline_model"]["taskOutputArtifact"]["producerTask"] == "LatestServedModel"
+
+
+def test_the_schema_comes_from_the_image_checked_by_its_fingerprint(local_overlay_package: Path) -> None:
+    spec = _load_documents(local_overlay_package)[0]
+    assert _constant(spec, "CuratedSchemaGen", "schema_fingerprint") == schemas.schema_fingerprint()
+
+
+def test_heavy_steps_get_more_resources_and_beam_workers_follow_the_cpu_request(
+    local_overlay_package: Path,
+) -> None:
+    spec = _load_documents(local_overlay_package)[0]
+    for step in COMPONENT_IDS:
+        container = _container(spec, step)
+        expected = configs.KUBEFLOW_STEP_RESOURCES.get(step, configs.KUBEFLOW_DEFAULT_RESOURCES)
+        assert container["resources"] == {
+            "cpuLimit": expected.cpu_limit,
+            "memoryLimit": expected.memory_limit_gb,
+            "cpuRequest": expected.cpu_request,
+            "memoryRequest": expected.memory_request_gb,
+        }, step
+        assert "--direct_running_mode=multi_threading" in container["args"]
+        assert f"--direct_num_workers={math.ceil(expected.cpu_request)}" in container["args"], step
+    embedding = _container(spec, "EmbeddingGen")["resources"]
+    default = configs.KUBEFLOW_DEFAULT_RESOURCES
+    assert embedding["cpuRequest"] > default.cpu_request
+    assert embedding["memoryRequest"] > default.memory_request_gb
+
+
+def test_resources_flags_override_the_defaults(tmp_path: Path) -> None:
+    output = tmp_path / "pipeline.yaml"
+    flags = ["--resources", "EmbeddingGen=8,16G", "--resources=Trainer=2/4,8G/12"]
+    assert cli.main(_compile_command(output, "minio://b/r", *STEP_PATH_FLAGS, *MOUNT_FLAGS, *flags)) == 0
+    spec = _load_documents(output)[0]
+    assert _container(spec, "EmbeddingGen")["resources"] == {
+        "cpuLimit": 8,
+        "memoryLimit": 16,
+        "cpuRequest": 8,
+        "memoryRequest": 16,
+    }
+    assert "--direct_num_workers=8" in _container(spec, "EmbeddingGen")["args"]
+    assert _container(spec, "Trainer")["resources"] == {
+        "cpuLimit": 4,
+        "memoryLimit": 12,
+        "cpuRequest": 2,
+        "memoryRequest": 8,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("EmbeddingGen=8", "expected STEP=CPU,MEMORY_GB"),
+        ("Embedder=8,16G", "no step of the pipeline"),
+        ("Trainer=4/2,8G", "cannot exceed its limit"),
+        ("Trainer=0,8G", "must be positive"),
+        ("Trainer=four,8G", "could not convert"),
+    ],
+)
+def test_malformed_resources_are_argparse_errors(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(_compile_command("p.yaml", "gs://b", "--resources", value))
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --resources" in error and message in error
+
+
+def test_user_beam_args_replace_the_default_and_a_gs_root_keeps_gs_paths(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.yaml"
     command = _compile_command(
         output, "gs://bucket/root", "--beam-arg=--runner=DataflowRunner", "--beam-arg=--region=europe-west2"
@@ -93,16 +272,44 @@ def test_yaml_without_mounts_holds_every_component_the_image_and_the_beam_args(t
     assert len(documents) == 1, "no platform spec without PVC mounts"
     spec = documents[0]
     assert spec["defaultPipelineRoot"] == "gs://bucket/root"
-    assert set(CONTAINER_STEPS) <= set(spec["components"])
-    assert any(name.startswith(RESOLVER) for name in spec["components"])
-    executors = spec["deploymentSpec"]["executors"]
-    images = {executor["container"]["image"] for executor in executors.values() if "container" in executor}
+    images = {executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()}
     assert images == {IMAGE}
-    embedding_executor = executors[spec["components"]["EmbeddingGen"]["executorLabel"]]
-    embedding_args = " ".join(embedding_executor["container"].get("args", []))
+    embedding_args = " ".join(_container(spec, "EmbeddingGen")["args"])
     assert "--runner=DataflowRunner" in embedding_args and "--region=europe-west2" in embedding_args
+    assert "--direct_num_workers" not in embedding_args
     assert _constant(spec, "CorpusIndexGen", "corpus_dir") == "gs://bucket/root/corpus"
     assert _constant(spec, "EmbeddingGen", "quarantine_copy_path") == "gs://bucket/root/quarantine.csv"
+    assert _constant(spec, "LatestServedModel", "serving_base_path") == "gs://bucket/root/serving/accent"
+
+
+@pytest.mark.parametrize(
+    ("flags", "flag_named"),
+    [
+        ([], "--corpus"),
+        (["--corpus", "/pipeline-root/corpus"], "--serving-base-path"),
+        (["--corpus", "/pipeline-root/corpus", "--serving-base-path", "/models/accent"], "--quarantine-copy"),
+        (["--corpus", "/data/corpus", "--serving-base-path", "/models/accent"], "--corpus"),
+        ([*STEP_PATH_FLAGS, "--yamnet", "/home/me/yamnet"], "--yamnet"),
+    ],
+)
+def test_an_object_store_root_refuses_paths_no_step_can_open(
+    tmp_path: Path, flags: list[str], flag_named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "pipeline.yaml"
+    assert cli.main(_compile_command(output, "minio://mlpipeline/accent", *flags, *MOUNT_FLAGS)) == 2
+    error = capsys.readouterr().err
+    assert f"Give {flag_named} a path on a --pvc-mount" in error
+    assert not output.exists()
+
+
+def test_an_empty_quarantine_copy_and_a_yamnet_on_a_claim_are_accepted(tmp_path: Path) -> None:
+    output = tmp_path / "pipeline.yaml"
+    flags = [*STEP_PATH_FLAGS[:4], "--quarantine-copy", "", "--yamnet", "/pipeline-root/yamnet", *MOUNT_FLAGS]
+    assert cli.main(_compile_command(output, "s3://bucket/accent", *flags, "--corpus-fingerprint", "v7")) == 0
+    spec = _load_documents(output)[0]
+    assert _constant(spec, "YamnetModelGen", "yamnet_handle") == "/pipeline-root/yamnet"
+    assert _constant(spec, "EmbeddingGen", "quarantine_copy_path") == ""
+    assert _constant(spec, "CorpusIndexGen", "corpus_fingerprint") == "v7"
 
 
 def test_every_container_step_mounts_every_claim(local_overlay_package: Path) -> None:
@@ -110,13 +317,7 @@ def test_every_container_step_mounts_every_claim(local_overlay_package: Path) ->
     executors = platform_spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     container_labels = _container_labels(spec)
     assert set(executors) == container_labels
-    assert {spec["components"][step]["executorLabel"] for step in CONTAINER_STEPS} == container_labels
-    resolver_labels = {
-        component["executorLabel"]
-        for name, component in spec["components"].items()
-        if name.startswith(RESOLVER)
-    }
-    assert resolver_labels and not resolver_labels & set(executors), "resolvers are not pods"
+    assert {spec["components"][step]["executorLabel"] for step in COMPONENT_IDS} == container_labels
     for label, executor_config in executors.items():
         # Strict parsing: a misspelt field name of kfp-kubernetes' proto fails here.
         config = json_format.ParseDict(
@@ -138,20 +339,38 @@ def test_the_paths_the_steps_use_lie_on_the_mounted_claims(local_overlay_package
         assert any(path.startswith(mount_path + "/") for mount_path in PVC_MOUNTS.values()), path
 
 
-def test_json_is_a_vertex_pipeline_job(tmp_path: Path) -> None:
+# Compilation for Vertex AI Pipelines.
+
+
+def test_json_is_a_vertex_pipeline_job_whose_steps_read_gs_directly(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.json"
     document = kubeflow_runner.compile_kubeflow(
         str(output), image=IMAGE, pipeline_root="gs://bucket/root", settings=configs.PipelineSettings()
     )
     assert set(document) >= {"pipelineSpec", "runtimeConfig", "displayName"}
-    assert json.loads(output.read_text())["pipelineSpec"]["pipelineInfo"]["name"] == configs.PIPELINE_NAME
+    spec = json.loads(output.read_text())["pipelineSpec"]
+    assert spec["pipelineInfo"]["name"] == configs.PIPELINE_NAME
+    trainer = _container(spec, "Trainer")
+    assert trainer["command"] == list(kubeflow_runner.STEP_COMMAND), "no launcher paths on Vertex"
+    assert set(trainer["resources"]) == {"cpuLimit", "memoryLimit"}
 
 
-def test_output_must_be_yaml_or_json(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="yaml"):
-        kubeflow_runner.compile_kubeflow(
-            str(tmp_path / "p.txt"), image="i", pipeline_root="gs://b", settings=configs.PipelineSettings()
-        )
+@pytest.mark.parametrize(
+    ("output_name", "flags", "message"),
+    [
+        ("p.txt", [], "must end in .yaml"),
+        ("p.json", ["--target", "kfp"], "takes the YAML PipelineSpec"),
+        ("p.json", ["--pipeline-root", "minio://b/r"], "must start with gs://"),
+        ("p.yaml", ["--target", "vertex", "--corpus", "/pipeline-root/corpus"], "opens gs:// paths only"),
+        ("p.yaml", ["--pipeline-root", "file:///tmp/root"], "must start with gs:// or minio:// or s3://"),
+    ],
+)
+def test_targets_refuse_what_they_cannot_run(
+    tmp_path: Path, output_name: str, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = _compile_command(tmp_path / output_name, "gs://bucket/root", *flags)
+    assert cli.main(command) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_vertex_output_refuses_pvc_mounts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -344,7 +563,7 @@ def test_submit_creates_the_experiment_and_uploads_spec_and_platform_spec(
     uploaded_spec = uploaded["pipeline_spec"]
     assert uploaded_spec["pipelineInfo"]["name"] == configs.PIPELINE_NAME
     assert uploaded_spec["defaultPipelineRoot"] == "minio://mlpipeline/accent"
-    assert set(CONTAINER_STEPS) <= set(uploaded_spec["components"])
+    assert set(COMPONENT_IDS) == set(uploaded_spec["components"])
     uploaded_executors = uploaded_spec["deploymentSpec"]["executors"]
     assert {
         executor["container"]["image"] for executor in uploaded_executors.values() if "container" in executor

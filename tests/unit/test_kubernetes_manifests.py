@@ -505,6 +505,28 @@ def test_local_overlay_has_the_kubeflow_side(overlay_documents: dict[str, list[d
     role = _one(documents, "Role", binding["roleRef"]["name"])
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+    # The launcher reads the object store's Secret, that one only, and only with get.
+    secret_rules = [rule for rule in role["rules"] if "secrets" in rule["resources"]]
+    assert secret_rules == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["mlpipeline-minio-artifact"],
+            "verbs": ["get"],
+        }
+    ]
+    # KFP's UI reaches the namespace's artifact server through the base's default deny.
+    (ui_policy,) = [
+        policy
+        for policy in _find(documents, "NetworkPolicy")
+        if policy["spec"]["podSelector"].get("matchLabels") == {"app": "ml-pipeline-ui-artifact"}
+    ]
+    ((rule),) = ui_policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3000}]
+    assert rule["from"][0]["podSelector"] == {"matchLabels": {"app": "ml-pipeline-ui"}}
+    assert rule["from"][0]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}
+    }
     # Kubeflow's pods carry no restricted security context and share this namespace here.
     labels = _one(documents, "Namespace")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "baseline"

@@ -5,22 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline import configs
-from pipeline.pipeline import create_pipeline
-
-COMPONENT_IDS = [
-    "CorpusIndexGen",
-    "YamnetModelGen",
-    "EmbeddingGen",
-    "StatisticsGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "ValidationGate",
-    "Trainer",
-    "LatestBlessedModelResolver",
-    "Evaluator",
-    "Pusher",
-]
+from pipeline import configs, local_runner
+from pipeline.pipeline import COMPONENT_IDS, UNCACHED_COMPONENT_IDS, create_pipeline
 
 
 def _pipeline(tmp_path: Path, **settings: object):
@@ -42,6 +28,7 @@ def test_every_step_is_wired_in_order(tmp_path: Path) -> None:
     assert position["EmbeddingGen"] > position["CorpusIndexGen"]
     assert position["Trainer"] > position["ValidationGate"]
     assert position["Pusher"] > position["Evaluator"]
+    assert position["Evaluator"] > position["LatestServedModel"]
 
 
 def test_trainer_runs_only_after_the_validation_gate(tmp_path: Path) -> None:
@@ -75,3 +62,25 @@ def test_pusher_sits_inside_the_blessing_condition(tmp_path: Path) -> None:
 
     assert context_names("Pusher") == ["CondContext"], "the Pusher must run only inside Cond on the blessing"
     assert context_names("Trainer") == []
+
+
+def test_every_step_is_a_container_step_with_no_resolver(tmp_path: Path) -> None:
+    from tfx.dsl.components.base import base_component
+
+    components = _pipeline(tmp_path).components
+    assert all(isinstance(component, base_component.BaseComponent) for component in components)
+
+
+def test_the_baseline_is_the_served_model_and_never_cached_locally(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path)
+    components = {component.id: component for component in pipeline.components}
+    assert components["LatestServedModel"].exec_properties["serving_base_path"] == str(tmp_path / "serving")
+    baseline_channel = components["Evaluator"].inputs["baseline_model"]
+    assert baseline_channel.producer_component_id == "LatestServedModel"
+    pipeline_ir = local_runner.compile_pipeline(pipeline)
+    cached = {
+        node.pipeline_node.node_info.id: node.pipeline_node.execution_options.caching_options.enable_cache
+        for node in pipeline_ir.nodes
+    }
+    assert set(cached) == set(COMPONENT_IDS)
+    assert {step for step, enabled in cached.items() if not enabled} == set(UNCACHED_COMPONENT_IDS)

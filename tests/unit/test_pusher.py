@@ -12,11 +12,14 @@ def _saved_model(directory: Path, graph: bytes, fingerprint: bytes | None) -> Pa
     return directory
 
 
-def test_latest_version_is_the_highest_integer(tmp_path: Path) -> None:
-    assert pusher.latest_version_dir(str(tmp_path / "missing")) is None
-    for name in ("9", "10", "tmp-11", "2"):
-        (tmp_path / name).mkdir()
-    assert pusher.latest_version_dir(str(tmp_path)) == str(tmp_path / "10")
+def test_latest_complete_version_is_the_highest_integer_that_holds_a_saved_model(tmp_path: Path) -> None:
+    assert pusher.latest_complete_version_dir(str(tmp_path / "missing")) is None
+    for name in ("9", "10", "tmp-11", "2", "\u0663"):  # "\u0663" is an Arabic-Indic digit, no version.
+        _saved_model(tmp_path / name, b"graph", None)
+    assert pusher.latest_complete_version_dir(str(tmp_path)) == str(tmp_path / "10")
+    (tmp_path / "12" / "variables").mkdir(parents=True)  # An interrupted copy: no saved_model.pb.
+    assert pusher.latest_complete_version_dir(str(tmp_path)) == str(tmp_path / "10")
+    assert pusher.version_number(str(tmp_path / "10")) == 10
 
 
 def test_same_model_is_recognised_by_its_fingerprint(tmp_path: Path) -> None:
