@@ -8,6 +8,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from pipeline import configs
 
@@ -184,8 +185,18 @@ def _predict(args: argparse.Namespace) -> int:
     )
 
 
-class _PvcMountAction(argparse.Action):
-    """Collects repeated ``--pvc-mount CLAIM:MOUNT_PATH`` values into a claim -> mount path dict."""
+class _KeyedFlagAction(argparse.Action):
+    """Collects a repeated flag into a dict; a subclass parses one value into a key and an item.
+
+    A ``ValueError`` of ``parse`` or ``check`` becomes argparse's error for the flag.
+    """
+
+    def parse(self, text: str) -> tuple[str, Any]:
+        """Parses one value of the flag into its key and item."""
+        raise NotImplementedError
+
+    def check(self, collected: dict[str, Any], key: str, item: Any) -> None:
+        """Checks one more item against those collected so far; nothing to check by default."""
 
     def __call__(
         self,
@@ -194,42 +205,42 @@ class _PvcMountAction(argparse.Action):
         values: str | Sequence[str] | None,
         option_string: str | None = None,
     ) -> None:
-        """Parses one value and adds it, refusing a second mount of a claim or of a path."""
+        """Parses one value, checks it and adds it."""
+        collected = dict(getattr(namespace, self.dest) or {})
+        try:
+            key, item = self.parse(str(values))
+            self.check(collected, key, item)
+        except ValueError as error:
+            raise argparse.ArgumentError(self, str(error)) from error
+        setattr(namespace, self.dest, {**collected, key: item})
+
+
+class _PvcMountAction(_KeyedFlagAction):
+    """``--pvc-mount CLAIM:MOUNT_PATH``, repeated: claim -> mount path, no claim or path twice."""
+
+    def parse(self, text: str) -> tuple[str, str]:
+        """Parses ``CLAIM:MOUNT_PATH``."""
         from pipeline import kubeflow_runner
 
-        try:
-            claim_name, mount_path = kubeflow_runner.parse_pvc_mount(str(values))
-        except ValueError as error:
-            raise argparse.ArgumentError(self, str(error)) from error
-        mounts = dict(getattr(namespace, self.dest) or {})
-        if claim_name in mounts:
-            raise argparse.ArgumentError(self, f"{claim_name!r} is already mounted at {mounts[claim_name]}")
-        mounts[claim_name] = mount_path
-        try:
-            kubeflow_runner.check_pvc_mounts(mounts)
-        except ValueError as error:
-            raise argparse.ArgumentError(self, str(error)) from error
-        setattr(namespace, self.dest, mounts)
+        return kubeflow_runner.parse_pvc_mount(text)
 
-
-class _StepResourcesAction(argparse.Action):
-    """Collects repeated ``--resources STEP=CPU,MEMORY_GB`` values into a step -> resources dict."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[str] | None,
-        option_string: str | None = None,
-    ) -> None:
-        """Parses one value and adds it."""
+    def check(self, collected: dict[str, Any], key: str, item: Any) -> None:
+        """Refuses a second mount of a claim or of a path."""
         from pipeline import kubeflow_runner
 
-        try:
-            step, resources = kubeflow_runner.parse_step_resources(str(values))
-        except ValueError as error:
-            raise argparse.ArgumentError(self, str(error)) from error
-        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), step: resources})
+        if key in collected:
+            raise ValueError(f"{key!r} is already mounted at {collected[key]}")
+        kubeflow_runner.check_pvc_mounts({**collected, key: item})
+
+
+class _StepResourcesAction(_KeyedFlagAction):
+    """``--resources STEP=CPU,MEMORY_GB``, repeated: step -> resources."""
+
+    def parse(self, text: str) -> tuple[str, configs.StepResources]:
+        """Parses ``STEP=CPU[/LIMIT],MEMORY_GB[/LIMIT]``."""
+        from pipeline import kubeflow_runner
+
+        return kubeflow_runner.parse_step_resources(text)
 
 
 def _compile_kubeflow(args: argparse.Namespace) -> int:

@@ -338,8 +338,8 @@ def compile_kubeflow(
 
 
 def _is_remote_handle(handle: str) -> bool:
-    """Whether a YAMNet handle is a URL or ``offline``, rather than a path a step must open."""
-    return handle == "offline" or handle.startswith(("http://", "https://", "gs://"))
+    """Whether a YAMNet handle is a hub URL or ``offline``, rather than a path a step must open."""
+    return handle == "offline" or handle.startswith(("http://", "https://"))
 
 
 def adapt_pipeline_spec(

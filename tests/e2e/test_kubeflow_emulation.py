@@ -20,37 +20,28 @@ from components import demo_corpus, features
 from pipeline import cli
 from pipeline.pipeline import COMPONENT_IDS, UNCACHED_COMPONENT_IDS
 from tests.kfp_emulator import KfpEmulator, TaskRecord
+from tests.kubeflow_commands import MOUNT_FLAGS, PVC_MOUNTS, STEP_PATH_FLAGS, compile_command
 
 pytestmark = pytest.mark.e2e
 
 PIPELINE_ROOT = "minio://mlpipeline/accent"
-PVC_MOUNTS = {"accent-pipeline-root": "/pipeline-root", "accent-model-store": "/models"}
 SETTINGS = ["--yamnet", "offline", "--split", "utterance", "--eval-fraction", "0.25", "--epochs", "8"]
 SETTINGS += ["--batch-size", "16", "--min-auc", "0"]
 
 
 def _compile(output: Path, learning_rate: str) -> Path:
-    command = [
-        "compile-kubeflow",
-        "--output",
-        str(output),
-        "--image",
-        "registry.example/accent-pipeline:test",
-        "--pipeline-root",
+    """The runbook's command, with the demo's settings and a stable corpus cache key."""
+    command = compile_command(
+        output,
         PIPELINE_ROOT,
-        "--corpus",
-        "/pipeline-root/corpus",
-        "--serving-base-path",
-        "/models/accent",
-        "--quarantine-copy",
-        "/pipeline-root/quarantine.csv",
-        *[f"--pvc-mount={claim}:{path}" for claim, path in PVC_MOUNTS.items()],
+        *STEP_PATH_FLAGS,
+        *MOUNT_FLAGS,
         "--corpus-fingerprint",
         "demo-corpus-v1",
         "--learning-rate",
         learning_rate,
         *SETTINGS,
-    ]
+    )
     assert cli.main(command) == 0
     return output
 

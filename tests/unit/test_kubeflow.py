@@ -23,20 +23,9 @@ import schemas
 from pipeline import cli, configs, kubeflow_runner
 from pipeline.pipeline import COMPONENT_IDS
 from tests import loopback_http
+from tests.kubeflow_commands import IMAGE, MOUNT_FLAGS, PVC_MOUNTS, STEP_PATH_FLAGS, compile_command
 
-IMAGE = "example/accent:1"
-PVC_MOUNTS = {"accent-pipeline-root": "/pipeline-root", "accent-model-store": "/models"}
 RUN_ID = "run-7f3c2a"
-# The paths of the issue's "done when" command, each on one of the claims.
-STEP_PATH_FLAGS = [
-    "--corpus",
-    "/pipeline-root/corpus",
-    "--serving-base-path",
-    "/models/accent",
-    "--quarantine-copy",
-    "/pipeline-root/quarantine.csv",
-]
-MOUNT_FLAGS = [f"--pvc-mount={claim}:{path}" for claim, path in PVC_MOUNTS.items()]
 # The folder of this checkout (or of the installed package): no compiled spec may name it.
 PROJECT_DIR = str(Path(kubeflow_runner.__file__).resolve().parents[1])
 
@@ -57,20 +46,6 @@ def _container_labels(spec: dict[str, Any]) -> set[str]:
 
 def _container(spec: dict[str, Any], step: str) -> dict[str, Any]:
     return spec["deploymentSpec"]["executors"][spec["components"][step]["executorLabel"]]["container"]
-
-
-def _compile_command(output: str | Path, pipeline_root: str, *flags: str) -> list[str]:
-    """Returns ``compile-kubeflow`` arguments with the test image and the given flags."""
-    return [
-        "compile-kubeflow",
-        "--output",
-        str(output),
-        "--image",
-        IMAGE,
-        "--pipeline-root",
-        pipeline_root,
-        *flags,
-    ]
 
 
 def _artifact_titles(spec: dict[str, Any]) -> set[str]:
@@ -133,9 +108,7 @@ def structural_problems(spec: dict[str, Any], text: str) -> list[str]:
 def local_overlay_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The pipeline compiled as the README's runbook (and the issue's "done when") does, once per module."""
     output = tmp_path_factory.mktemp("kubeflow") / "pipeline.yaml"
-    exit_code = cli.main(
-        _compile_command(output, "minio://mlpipeline/accent", *STEP_PATH_FLAGS, *MOUNT_FLAGS)
-    )
+    exit_code = cli.main(compile_command(output, "minio://mlpipeline/accent", *STEP_PATH_FLAGS, *MOUNT_FLAGS))
     assert exit_code == 0
     return output
 
@@ -225,7 +198,7 @@ def test_heavy_steps_get_more_resources_and_beam_workers_follow_the_cpu_request(
 def test_resources_flags_override_the_defaults(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.yaml"
     flags = ["--resources", "EmbeddingGen=8,16G", "--resources=Trainer=2/4,8G/12"]
-    assert cli.main(_compile_command(output, "minio://b/r", *STEP_PATH_FLAGS, *MOUNT_FLAGS, *flags)) == 0
+    assert cli.main(compile_command(output, "minio://b/r", *STEP_PATH_FLAGS, *MOUNT_FLAGS, *flags)) == 0
     spec = _load_documents(output)[0]
     assert _container(spec, "EmbeddingGen")["resources"] == {
         "cpuLimit": 8,
@@ -256,7 +229,7 @@ def test_malformed_resources_are_argparse_errors(
     value: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        cli.build_parser().parse_args(_compile_command("p.yaml", "gs://b", "--resources", value))
+        cli.build_parser().parse_args(compile_command("p.yaml", "gs://b", "--resources", value))
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert "argument --resources" in error and message in error
@@ -264,7 +237,7 @@ def test_malformed_resources_are_argparse_errors(
 
 def test_user_beam_args_replace_the_default_and_a_gs_root_keeps_gs_paths(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.yaml"
-    command = _compile_command(
+    command = compile_command(
         output, "gs://bucket/root", "--beam-arg=--runner=DataflowRunner", "--beam-arg=--region=europe-west2"
     )
     assert cli.main(command) == 0
@@ -296,7 +269,7 @@ def test_an_object_store_root_refuses_paths_no_step_can_open(
     tmp_path: Path, flags: list[str], flag_named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "pipeline.yaml"
-    assert cli.main(_compile_command(output, "minio://mlpipeline/accent", *flags, *MOUNT_FLAGS)) == 2
+    assert cli.main(compile_command(output, "minio://mlpipeline/accent", *flags, *MOUNT_FLAGS)) == 2
     error = capsys.readouterr().err
     assert f"Give {flag_named} a path on a --pvc-mount" in error
     assert not output.exists()
@@ -305,7 +278,7 @@ def test_an_object_store_root_refuses_paths_no_step_can_open(
 def test_an_empty_quarantine_copy_and_a_yamnet_on_a_claim_are_accepted(tmp_path: Path) -> None:
     output = tmp_path / "pipeline.yaml"
     flags = [*STEP_PATH_FLAGS[:4], "--quarantine-copy", "", "--yamnet", "/pipeline-root/yamnet", *MOUNT_FLAGS]
-    assert cli.main(_compile_command(output, "s3://bucket/accent", *flags, "--corpus-fingerprint", "v7")) == 0
+    assert cli.main(compile_command(output, "s3://bucket/accent", *flags, "--corpus-fingerprint", "v7")) == 0
     spec = _load_documents(output)[0]
     assert _constant(spec, "YamnetModelGen", "yamnet_handle") == "/pipeline-root/yamnet"
     assert _constant(spec, "EmbeddingGen", "quarantine_copy_path") == ""
@@ -368,7 +341,7 @@ def test_json_is_a_vertex_pipeline_job_whose_steps_read_gs_directly(tmp_path: Pa
 def test_targets_refuse_what_they_cannot_run(
     tmp_path: Path, output_name: str, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    command = _compile_command(tmp_path / output_name, "gs://bucket/root", *flags)
+    command = compile_command(tmp_path / output_name, "gs://bucket/root", *flags)
     assert cli.main(command) == 2
     assert message in capsys.readouterr().err
 
@@ -384,7 +357,7 @@ def test_vertex_output_refuses_pvc_mounts(tmp_path: Path, capsys: pytest.Capture
             pvc_mounts={"accent-model-store": "/models"},
         )
     exit_code = cli.main(
-        _compile_command(output, "gs://bucket/root", "--pvc-mount", "accent-model-store:/models")
+        compile_command(output, "gs://bucket/root", "--pvc-mount", "accent-model-store:/models")
     )
     assert exit_code == 2
     assert "Vertex AI Pipelines cannot mount" in capsys.readouterr().err
@@ -406,7 +379,7 @@ def test_vertex_output_refuses_pvc_mounts(tmp_path: Path, capsys: pytest.Capture
 def test_malformed_pvc_mounts_are_argparse_errors(
     flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    arguments = _compile_command("p.yaml", "gs://b")
+    arguments = compile_command("p.yaml", "gs://b")
     for flag in flags:
         arguments += ["--pvc-mount", flag]
     with pytest.raises(SystemExit) as exit_info:
@@ -418,7 +391,7 @@ def test_malformed_pvc_mounts_are_argparse_errors(
 
 def test_pvc_mount_flags_become_a_claim_to_path_mapping() -> None:
     args = cli.build_parser().parse_args(
-        _compile_command(
+        compile_command(
             "p.yaml",
             "gs://b",
             "--pvc-mount",
@@ -427,7 +400,7 @@ def test_pvc_mount_flags_become_a_claim_to_path_mapping() -> None:
         )
     )
     assert args.pvc_mount == {"accent-pipeline-root": "/pipeline-root", "accent-model-store": "/models"}
-    assert cli.build_parser().parse_args(_compile_command("p.yaml", "gs://b")).pvc_mount is None
+    assert cli.build_parser().parse_args(compile_command("p.yaml", "gs://b")).pvc_mount is None
 
 
 # Submission, against a stand-in for the KFP v2beta1 REST API on loopback.
