@@ -44,7 +44,7 @@ $(INSTALLED):
 	rm -rf $(VENV)
 	$(PYTHON310) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel "setuptools<80"
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,demo]"
 	$(BIN)/pip install --quiet -r requirements-post.txt
 	touch $@
 
@@ -82,8 +82,8 @@ format: $(INSTALLED)
 test: lint $(TOOLS_INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: $(INSTALLED) $(TOOLS_INSTALLED)
-	$(BIN)/pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+test-fast: $(INSTALLED)
+	$(BIN)/pytest -m "not e2e and not slow and not infra" $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all

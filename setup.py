@@ -17,6 +17,11 @@ INSTALL_REQUIRES = [
     "h5py",
     "scipy",
     "typing_extensions",
+]
+
+# The demo corpus (`accent-pipeline demo-corpus`, `make demo`) speaks with eSpeak NG; the pipeline
+# image does not need it.
+DEMO_REQUIRES = [
     "espeakng-loader",
 ]
 
@@ -36,6 +41,6 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "schemas"]),
     package_data={"components.yamnet": ["*.csv"], "schemas": ["*.pbtxt"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "demo": DEMO_REQUIRES},
     entry_points={"console_scripts": ["accent-pipeline=pipeline.cli:main"]},
 )

@@ -334,7 +334,7 @@ def _espeak_paths() -> tuple[str, str]:
     except (ImportError, OSError, RuntimeError) as error:
         raise EspeakUnavailableError(
             f"Cannot load libespeak-ng from the espeakng-loader package ({error}); "
-            "install it with `pip install espeakng-loader`"
+            "install the demo extra with `pip install -e '.[demo]'` (`make demo` does)"
         ) from error
     return library_path, data_path
 

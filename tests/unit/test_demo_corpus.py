@@ -1,4 +1,5 @@
 import collections
+import importlib.metadata
 import os
 import wave
 
@@ -122,6 +123,13 @@ def test_missing_library_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(espeakng_loader, "get_library_path", lambda: str(tmp_path / "libespeak-ng.so"))
 
-    with pytest.raises(demo_corpus.EspeakUnavailableError, match="Cannot load libespeak-ng"):
+    with pytest.raises(demo_corpus.EspeakUnavailableError, match=r"Cannot load libespeak-ng.*\[demo\]"):
         demo_corpus.write_demo_corpus(str(tmp_path / "out"), clips_per_speaker=1, speakers_per_accent=2)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_espeak_is_in_the_demo_extra_and_not_a_runtime_requirement():
+    requirements = importlib.metadata.requires("accent-pipeline")
+    espeak = [requirement for requirement in requirements if requirement.startswith("espeakng-loader")]
+    assert espeak, "espeakng-loader is in no requirement of the package"
+    assert all('extra == "demo"' in requirement for requirement in espeak), espeak

@@ -26,6 +26,8 @@ import yaml
 from pipeline import configs
 from tests import loopback_http
 
+pytestmark = pytest.mark.infra
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_DIR = REPO_ROOT / "kubernetes"
 OVERLAYS = ("local", "cloud")
@@ -304,6 +306,9 @@ def test_dockerfile_builds_from_tfx_and_installs_the_whole_package() -> None:
     )
     for source in copied:
         assert (REPO_ROOT / source).exists(), f"the Dockerfile copies {source}, which does not exist"
+    assert not any("[" in run for run in runs), (
+        "the pipeline image installs no extra (the demo corpus is dev only)"
+    )
 
 
 def test_dockerignore_keeps_local_state_out_and_the_package_in() -> None:
