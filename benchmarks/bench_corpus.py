@@ -11,8 +11,8 @@ from components import demo_corpus
 
 logger = logging.getLogger(__name__)
 
-# A demo clip lasts about 3.8 s (speech plus 1.3 s of framing silence); planning with
-# a lower figure makes the first corpus long enough almost always.
+# Seconds per demo clip when planning a corpus: below a typical clip's length (speech plus
+# framing silence), so that the first corpus written is long enough almost always.
 _PLANNING_SECONDS_PER_CLIP = 3.4
 
 # Accents with an eSpeak NG voice, used when the corpus is big enough for all of them.

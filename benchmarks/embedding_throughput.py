@@ -201,7 +201,7 @@ def run_ours(
         seed=configs.UTTERANCE_SPLIT_SEED,
     )
     records = index.records if max_clips is None else index.records[:max_clips]
-    pretrained = bool(export.describe_weights(yamnet_dir).get("pretrained", False))
+    pretrained = export.describe_weights(yamnet_dir).pretrained
     embed_clips = beam_job.EmbedClipsDoFn(
         yamnet_dir=yamnet_dir,
         class_names=configs.CLASS_NAMES,
@@ -209,11 +209,16 @@ def run_ours(
         energy_threshold_dbfs=configs.ENERGY_THRESHOLD_DBFS,
         batch_patches=configs.EMBEDDING_BATCH_PATCHES,
     )
+    os.makedirs(output_dir, exist_ok=True)
+    clips_path = os.path.join(output_dir, "clips.csv")
+    index_quarantine_path = os.path.join(output_dir, "index_quarantine.csv")
+    corpus.write_clip_index(clips_path, records)
+    corpus.write_quarantine_csv(index_quarantine_path, index.quarantine)
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
         beam_job.build_embedding_pipeline(
             pipeline,
-            records=records,
-            index_quarantine=index.quarantine,
+            clips_path=clips_path,
+            index_quarantine_path=index_quarantine_path,
             embed_clips=embed_clips,
             examples_uri=examples_uri,
             report_uri=report_uri,

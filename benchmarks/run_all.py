@@ -66,9 +66,9 @@ def prepare_models(model_base_path: str) -> tuple[str, float]:
         The YAMNet SavedModel directory and the seconds the served model's export took.
     """
     child.configure_step_logging()
-    from components.yamnet import handle
+    from components.yamnet import handle, weights
 
-    yamnet_dir = str(handle.resolve_yamnet_handle(handle.OFFLINE_HANDLE))
+    yamnet_dir = str(handle.resolve_yamnet_handle(weights.OFFLINE_WEIGHTS))
     started = time.perf_counter()
     serving_latency.export_served_model(yamnet_dir, model_base_path)
     return yamnet_dir, time.perf_counter() - started

@@ -35,9 +35,11 @@ _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 # A data chunk size that streaming writers use to mean "until the end of the file".
 _STREAMING_DATA_SIZE = 0xFFFFFFFF
 
-# Sample rates outside this range are treated as a corrupt header.
-_MIN_SAMPLE_RATE = 1000
-_MAX_SAMPLE_RATE = 768000
+# The sample rates accepted for every format, in Hz. A rate outside them is refused from the header,
+# before any sample is decoded: a corrupt or hostile header (a FLAC declaring 3 Hz) would otherwise
+# turn a small file into hundreds of millions of resampled samples.
+MIN_SAMPLE_RATE = 8000
+MAX_SAMPLE_RATE = 96000
 
 # MPEG audio sample rates by version bits (3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5) and rate index.
 _MP3_SAMPLE_RATES: dict[int, tuple[int, int, int]] = {
@@ -76,37 +78,49 @@ class DecodedAudio:
     num_channels: int
 
 
-def decode_audio(encoded: bytes, filename: str) -> DecodedAudio:
+def decode_audio(encoded: bytes, filename: str, max_seconds: float | None = None) -> DecodedAudio:
     """Decodes a WAV, FLAC, Ogg Vorbis or MP3 file to a mono waveform.
+
+    The sample rate is checked against ``MIN_SAMPLE_RATE``..``MAX_SAMPLE_RATE``
+    from the header, before any sample is decoded, and so is the duration
+    where the header gives it (WAV data size, FLAC STREAMINFO, the last Ogg
+    page's granule position); MP3 durations are checked once decoded.
 
     Args:
         encoded: The file's bytes.
         filename: The file's name, used in error messages only.
+        max_seconds: Longest accepted duration, in seconds; None accepts any length.
 
     Returns:
         The mono waveform (channels averaged), its sample rate and the source's channel count.
 
     Raises:
         AudioDecodeError: If the file is empty, not audio, truncated, unsupported,
+            has a sample rate outside the window, is longer than ``max_seconds``,
             holds no samples, or holds NaN/Inf samples.
+        ValueError: If ``max_seconds`` is not positive.
     """
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive or None, got {max_seconds!r}")
     if len(encoded) == 0:
         raise AudioDecodeError("empty file", filename)
     header = bytes(encoded[:12])
     if header[:4] in (b"RIFF", b"RIFX", b"RF64") and header[8:12] == b"WAVE":
         if header[:4] != b"RIFF":
             raise AudioDecodeError(f"unsupported wav: {header[:4].decode('ascii')} container", filename)
-        samples, sample_rate = _decode_wav(bytes(encoded), filename)
+        samples, sample_rate = _decode_wav(bytes(encoded), filename, max_seconds)
     elif header[:4] == b"fLaC":
-        samples, sample_rate = _decode_flac(bytes(encoded), filename)
+        samples, sample_rate = _decode_flac(bytes(encoded), filename, max_seconds)
     elif header[:4] == b"OggS":
-        samples, sample_rate = _decode_ogg(bytes(encoded), filename)
+        samples, sample_rate = _decode_ogg(bytes(encoded), filename, max_seconds)
     elif _mp3_audio_offset(bytes(encoded)) is not None:
         samples, sample_rate = _decode_mp3(bytes(encoded), filename)
     else:
         raise AudioDecodeError(
             f"not audio: no RIFF/FLAC/Ogg/MP3 signature (starts with {header[:8]!r})", filename
         )
+    if samples.ndim == 2:
+        _check_duration(samples.shape[0], sample_rate, max_seconds, filename)
     return _to_mono(samples, sample_rate, filename)
 
 
@@ -151,23 +165,55 @@ def resample(waveform: np.ndarray, source_rate: int, target_rate: int = features
     return resampled.astype(np.float32)
 
 
-def load_waveform(encoded: bytes, filename: str, target_rate: int = features.SAMPLE_RATE) -> np.ndarray:
+def load_waveform(
+    encoded: bytes,
+    filename: str,
+    target_rate: int = features.SAMPLE_RATE,
+    max_seconds: float | None = None,
+) -> np.ndarray:
     """Decodes a file, mixes it to mono and resamples it.
 
     Args:
         encoded: The file's bytes.
         filename: The file's name, used in error messages only.
         target_rate: Sample rate of the result, in Hz.
+        max_seconds: Longest accepted duration, in seconds; None accepts any length.
 
     Returns:
         float32 mono samples at ``target_rate``, clipped to [-1, 1].
 
     Raises:
-        AudioDecodeError: If the file cannot be decoded (see ``decode_audio``).
+        AudioDecodeError: If the file cannot be decoded (see ``decode_audio``), including
+            ``out of memory: ...`` when decoding or resampling runs out of memory.
+        ValueError: If ``max_seconds`` is not positive.
     """
-    decoded = decode_audio(encoded, filename)
-    waveform = resample(decoded.waveform, decoded.sample_rate, target_rate)
+    try:
+        decoded = decode_audio(encoded, filename, max_seconds)
+        waveform = resample(decoded.waveform, decoded.sample_rate, target_rate)
+    except MemoryError:
+        raise AudioDecodeError(f"out of memory: decoding {len(encoded)} bytes", filename) from None
     return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _check_sample_rate(sample_rate: int, filename: str) -> None:
+    """Refuses a header's sample rate outside ``MIN_SAMPLE_RATE``..``MAX_SAMPLE_RATE``."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            f"unsupported sample rate: {sample_rate} Hz "
+            f"(supported: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz)",
+            filename,
+        )
+
+
+def _check_duration(num_frames: int, sample_rate: int, max_seconds: float | None, filename: str) -> None:
+    """Refuses a clip of more than ``max_seconds`` (frames at a sample rate already checked)."""
+    if max_seconds is None:
+        return
+    seconds = num_frames / sample_rate
+    if seconds > max_seconds:
+        raise AudioDecodeError(
+            f"too long: {seconds:.1f} s, over the limit of {max_seconds:g} s (--max-clip-seconds)", filename
+        )
 
 
 def _to_mono(samples: np.ndarray, sample_rate: int, filename: str) -> DecodedAudio:
@@ -184,7 +230,7 @@ def _to_mono(samples: np.ndarray, sample_rate: int, filename: str) -> DecodedAud
     return DecodedAudio(waveform=waveform, sample_rate=int(sample_rate), num_channels=int(num_channels))
 
 
-def _decode_wav(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
+def _decode_wav(encoded: bytes, filename: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
     """Parses a RIFF/WAVE file into (frames, channels) float64 samples and its sample rate."""
     fmt_chunk: bytes | None = None
     data_start: int | None = None
@@ -224,6 +270,7 @@ def _decode_wav(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
     format_code, num_channels, sample_rate, bits_per_sample, block_align = _parse_fmt(fmt_chunk, filename)
     container_bytes = block_align // num_channels
     num_frames = data_size // block_align
+    _check_duration(num_frames, sample_rate, max_seconds, filename)
     raw = np.frombuffer(encoded, dtype=np.uint8, count=num_frames * block_align, offset=data_start)
     samples = _pcm_to_float(raw, format_code, container_bytes, bits_per_sample, filename)
     return samples.reshape(num_frames, num_channels), sample_rate
@@ -244,8 +291,7 @@ def _parse_fmt(fmt_chunk: bytes, filename: str) -> tuple[int, int, int, int, int
         (format_code,) = struct.unpack_from("<H", fmt_chunk, 24)
     if num_channels == 0:
         raise AudioDecodeError("malformed wav: zero channels", filename)
-    if not _MIN_SAMPLE_RATE <= sample_rate <= _MAX_SAMPLE_RATE:
-        raise AudioDecodeError(f"malformed wav: sample rate {sample_rate} Hz", filename)
+    _check_sample_rate(sample_rate, filename)
     if format_code not in (_WAVE_FORMAT_PCM, _WAVE_FORMAT_IEEE_FLOAT):
         raise AudioDecodeError(f"unsupported wav: format code 0x{format_code:04x}", filename)
     container_bytes = block_align // num_channels if block_align % num_channels == 0 else 0
@@ -287,13 +333,16 @@ def _tensorflow_io_audio():
     return tf, tfio.audio
 
 
-def _decode_flac(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
-    """Decodes FLAC with tensorflow-io, reading the rate and bit depth from STREAMINFO."""
+def _decode_flac(encoded: bytes, filename: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Decodes FLAC with tensorflow-io, reading the rate, bit depth and length from STREAMINFO first."""
     if len(encoded) < 42 or encoded[4] & 0x7F != 0:
         raise AudioDecodeError("truncated: FLAC file ends before its STREAMINFO block", filename)
     streaminfo = encoded[8:42]
     sample_rate = (streaminfo[10] << 12) | (streaminfo[11] << 4) | (streaminfo[12] >> 4)
     bits_per_sample = (((streaminfo[12] & 0x01) << 4) | (streaminfo[13] >> 4)) + 1
+    total_samples = ((streaminfo[13] & 0x0F) << 32) | int.from_bytes(streaminfo[14:18], "big")
+    _check_sample_rate(sample_rate, filename)
+    _check_duration(total_samples, sample_rate, max_seconds, filename)
     tf, tfio_audio = _tensorflow_io_audio()
     if bits_per_sample <= 8:
         dtype, offset, scale = tf.uint8, 128.0, 128.0
@@ -308,8 +357,8 @@ def _decode_flac(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
     return (decoded.astype(np.float64) - offset) / scale, sample_rate
 
 
-def _decode_ogg(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
-    """Decodes Ogg Vorbis with tensorflow-io, reading the rate from the identification header."""
+def _decode_ogg(encoded: bytes, filename: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Decodes Ogg Vorbis with tensorflow-io, reading the rate and length from the Ogg headers first."""
     marker = encoded.find(b"\x01vorbis", 0, 512)
     if marker < 0:
         if encoded.find(b"OpusHead", 0, 512) >= 0:
@@ -318,6 +367,10 @@ def _decode_ogg(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
     if marker + 16 > len(encoded):
         raise AudioDecodeError("truncated: Ogg file ends inside the Vorbis header", filename)
     (sample_rate,) = struct.unpack_from("<I", encoded, marker + 12)
+    _check_sample_rate(sample_rate, filename)
+    last_granule = _last_ogg_granule(encoded)
+    if last_granule is not None:
+        _check_duration(last_granule, sample_rate, max_seconds, filename)
     tf, tfio_audio = _tensorflow_io_audio()
     try:
         decoded = tfio_audio.decode_vorbis(encoded).numpy()
@@ -333,12 +386,32 @@ def _decode_mp3(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
         raise AudioDecodeError("not audio: no MPEG audio frame", filename)
     version = (encoded[offset + 1] >> 3) & 0x03
     sample_rate = _MP3_SAMPLE_RATES[version][(encoded[offset + 2] >> 2) & 0x03]
+    _check_sample_rate(sample_rate, filename)
     tf, tfio_audio = _tensorflow_io_audio()
     try:
         decoded = tfio_audio.decode_mp3(encoded).numpy()
     except (tf.errors.OpError, ValueError) as error:
         raise AudioDecodeError(f"not audio: MP3 decoder: {_first_line(error)}", filename) from None
     return decoded.astype(np.float64), sample_rate
+
+
+def _last_ogg_granule(encoded: bytes) -> int | None:
+    """The granule position (samples per channel) of the Ogg page that ends the file, or None.
+
+    The last ``OggS`` capture pattern counts only if its page ends exactly at
+    the end of the file, so a pattern inside audio data is never taken for it.
+    """
+    position = encoded.rfind(b"OggS")
+    if position < 0 or position + 27 > len(encoded) or encoded[position + 4] != 0:
+        return None
+    num_segments = encoded[position + 26]
+    segments_end = position + 27 + num_segments
+    if segments_end > len(encoded) or segments_end + sum(encoded[position + 27 : segments_end]) != len(
+        encoded
+    ):
+        return None
+    (granule,) = struct.unpack_from("<q", encoded, position + 6)
+    return granule if granule >= 0 else None
 
 
 def _mp3_audio_offset(encoded: bytes) -> int | None:

@@ -5,7 +5,11 @@ model". TFX's ``LatestBlessedModelStrategy`` resolver finds that model in ML
 Metadata, but a resolver is no container: the open-source Kubeflow Pipelines
 backend runs container and importer executors only. This step finds the same
 model where it is served: the highest complete version under the serving base
-path, which only ever receives blessed models. It copies that version into its
+path, which only ever receives blessed models. A version is
+``components.serving.versions``'s rule and complete is
+``pusher.incomplete_reason``'s: an interrupted copy, a digit name that is no
+version (a number beyond int64) and a push's temporary directory are reported
+and passed over, never taken for the served model. It copies that version into its
 output Model artifact, so the Evaluator reads the baseline like any input, and
 the artifact's lineage records which served version it was.
 
@@ -24,6 +28,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from components import pusher
+from components.serving import versions
 
 logger = logging.getLogger(__name__)
 
@@ -71,5 +76,5 @@ def LatestServedModel(  # noqa: N802 - TFX components are named like classes.
     fileio.makedirs(destination_dir)
     io_utils.copy_dir(version_dir, destination_dir)
     model.set_int_custom_property(PRESENT_PROPERTY, 1)
-    model.set_int_custom_property(SERVED_VERSION_PROPERTY, int(pusher.version_number(version_dir)))
+    model.set_int_custom_property(SERVED_VERSION_PROPERTY, versions.version_number(version_dir))
     model.set_string_custom_property(SERVED_PATH_PROPERTY, version_dir)

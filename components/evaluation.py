@@ -19,7 +19,7 @@ from components import evaluation_metrics, features
 # The metric that decides the blessing.
 GATING_METRIC_NAME = evaluation_metrics.PRESENT_CLASS_MACRO_AUC_NAME
 
-# Clip-level accuracy (speech patches' mean probabilities against the clip's accent).
+# Clip-level accuracy (the rule of components/clip_accuracy.py, which the Trainer's report shares).
 CLIP_ACCURACY_METRIC_NAME = evaluation_metrics.CLIP_ACCURACY_NAME
 
 # Patch-level multi-class accuracy.

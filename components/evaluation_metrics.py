@@ -4,9 +4,8 @@
   classes that have both positive and negative examples in the slice. A class
   absent from the evaluation data has an undefined AUC; TFMA's built-in macro
   average would carry it into the mean, so this metric leaves it out.
-* ``ClipAccuracy``: clip-level accuracy. The probabilities of each clip's
-  speech patches are averaged and the argmax is compared with the clip's accent
-  (read from the ``clip_id`` and ``accent`` features).
+* ``ClipAccuracy``: clip-level accuracy, by the rule of ``components/clip_accuracy.py``
+  (which the Trainer's report uses too), from the ``clip_id`` and ``accent`` features.
 
 Both are beam CombineFns over per-example ``StandardMetricInputs``, configured
 through ``tfma.MetricConfig(class_name=..., module=__name__, config=json)``.
@@ -14,7 +13,6 @@ through ``tfma.MetricConfig(class_name=..., module=__name__, config=json)``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,9 +21,7 @@ import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from components import features
-
-logger = logging.getLogger(__name__)
+from components import clip_accuracy, features
 
 PRESENT_CLASS_MACRO_AUC_NAME = "present_class_macro_auc"
 PRESENT_CLASS_COUNT_NAME = "present_class_count"
@@ -253,13 +249,10 @@ class _PresentClassMacroAUCCombiner(beam.CombineFn):
 
 
 class ClipAccuracy(metric_types.Metric):
-    """Clip-level accuracy from per-patch predictions.
+    """Clip-level accuracy from per-patch predictions (``clip_accuracy.ClipVotes``).
 
-    For each clip (``clip_id`` feature), the probabilities of its speech patches
-    (label is not "Not a speech") are averaged; the clip is correct when the
-    argmax is the class of its ``accent`` feature. Clips without a speech patch
-    or whose accent is not a class name are not scored. Also reports
-    ``clip_count``, the number of clips scored.
+    Patches are grouped by their ``clip_id`` feature and compared with their
+    ``accent`` feature. Also reports ``clip_count``, the number of clips scored.
     """
 
     def __init__(
@@ -319,7 +312,7 @@ def _feature_string(element: metric_types.StandardMetricInputs, key: str) -> str
 
 
 class _ClipAccuracyCombiner(beam.CombineFn):
-    """Accumulates, per clip, the sum of its speech patches' probabilities and its accent."""
+    """Accumulates the clips' votes (``clip_accuracy.ClipVotes``) of the patches of a slice."""
 
     def __init__(
         self,
@@ -336,18 +329,13 @@ class _ClipAccuracyCombiner(beam.CombineFn):
         self._model_name = model_name
         self._output_name = output_name
         self._class_names = class_names
-        self._not_speech_id = (
-            class_names.index(features.NOT_SPEECH_CLASS_NAME)
-            if features.NOT_SPEECH_CLASS_NAME in class_names
-            else -1
-        )
 
-    def create_accumulator(self) -> dict[str, tuple[np.ndarray, str]]:
-        return {}
+    def create_accumulator(self) -> clip_accuracy.ClipVotes:
+        return clip_accuracy.ClipVotes(self._class_names)
 
     def add_input(
-        self, accumulator: dict[str, tuple[np.ndarray, str]], element: metric_types.StandardMetricInputs
-    ) -> dict[str, tuple[np.ndarray, str]]:
+        self, accumulator: clip_accuracy.ClipVotes, element: metric_types.StandardMetricInputs
+    ) -> clip_accuracy.ClipVotes:
         label, prediction, _ = _sparse_label_and_predictions(
             element,
             self._eval_config,
@@ -356,39 +344,21 @@ class _ClipAccuracyCombiner(beam.CombineFn):
             example_weighted=False,
             num_classes=len(self._class_names),
         )
-        if label == self._not_speech_id:
-            return accumulator
-        clip_id = _feature_string(element, features.CLIP_ID_KEY)
-        accent = _feature_string(element, features.ACCENT_KEY)
-        if clip_id in accumulator:
-            probability_sum, _ = accumulator[clip_id]
-            accumulator[clip_id] = (probability_sum + prediction, accent)
-        else:
-            accumulator[clip_id] = (prediction.copy(), accent)
+        accumulator.add_patch(
+            _feature_string(element, features.CLIP_ID_KEY),
+            _feature_string(element, features.ACCENT_KEY),
+            label,
+            prediction,
+        )
         return accumulator
 
-    def merge_accumulators(
-        self, accumulators: Iterable[dict[str, tuple[np.ndarray, str]]]
-    ) -> dict[str, tuple[np.ndarray, str]]:
+    def merge_accumulators(self, accumulators: Iterable[clip_accuracy.ClipVotes]) -> clip_accuracy.ClipVotes:
         accumulators = iter(accumulators)
         result = next(accumulators)
         for accumulator in accumulators:
-            for clip_id, (probability_sum, accent) in accumulator.items():
-                if clip_id in result:
-                    result[clip_id] = (result[clip_id][0] + probability_sum, accent)
-                else:
-                    result[clip_id] = (probability_sum, accent)
+            result.merge(accumulator)
         return result
 
-    def extract_output(
-        self, accumulator: dict[str, tuple[np.ndarray, str]]
-    ) -> dict[metric_types.MetricKey, Any]:
-        scored = 0
-        correct = 0
-        for probability_sum, accent in accumulator.values():
-            if accent not in self._class_names:
-                continue
-            scored += 1
-            correct += int(int(np.argmax(probability_sum)) == self._class_names.index(accent))
-        accuracy = correct / scored if scored else float("nan")
-        return {self._accuracy_key: accuracy, self._count_key: scored}
+    def extract_output(self, accumulator: clip_accuracy.ClipVotes) -> dict[metric_types.MetricKey, Any]:
+        result = accumulator.result()
+        return {self._accuracy_key: result.accuracy, self._count_key: result.num_clips}

@@ -8,6 +8,8 @@ run to run, whatever classes a particular corpus happens to contain.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # Per-patch tf.Example feature keys.
 EMBEDDING_KEY = "embedding"
 LABEL_KEY = "label"
@@ -65,6 +67,26 @@ def class_id(class_name: str, class_names: tuple[str, ...] = DEFAULT_CLASS_NAMES
         return class_names.index(class_name)
     except ValueError:
         raise ValueError(f"Unknown class {class_name!r}; the vocabulary is {list(class_names)}") from None
+
+
+# What ``not_speech_class_id`` returns for a vocabulary without "Not a speech": no label has this id.
+NO_CLASS_ID = -1
+
+
+def not_speech_class_id(class_names: Sequence[str] = DEFAULT_CLASS_NAMES) -> int:
+    """Returns the label id of "Not a speech", or ``NO_CLASS_ID`` (-1) when the vocabulary lacks it.
+
+    Code that sets non-speech patches aside compares labels with this id; with
+    -1 no label matches, so every patch counts as speech.
+
+    Args:
+        class_names: The label vocabulary, in id order.
+
+    Returns:
+        The position of ``NOT_SPEECH_CLASS_NAME`` in ``class_names``, or -1.
+    """
+    names = list(class_names)
+    return names.index(NOT_SPEECH_CLASS_NAME) if NOT_SPEECH_CLASS_NAME in names else NO_CLASS_ID
 
 
 # The served model's contract (signature "serving_default"): clients send one

@@ -110,6 +110,12 @@ def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--energy-threshold-dbfs", type=float, default=configs.ENERGY_THRESHOLD_DBFS)
     parser.add_argument("--max-bad-fraction", type=float, default=configs.MAX_BAD_FRACTION)
     parser.add_argument(
+        "--max-clip-seconds",
+        type=float,
+        default=configs.MAX_CLIP_SECONDS,
+        help="Quarantine clips longer than this many seconds",
+    )
+    parser.add_argument(
         "--beam-arg",
         action="append",
         default=None,
@@ -126,6 +132,7 @@ def _settings_from(args: argparse.Namespace, default_beam_args: Sequence[str]) -
         non_speech_rule=args.non_speech_rule,
         energy_threshold_dbfs=args.energy_threshold_dbfs,
         max_bad_fraction=args.max_bad_fraction,
+        max_clip_seconds=args.max_clip_seconds,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -146,17 +153,45 @@ def _demo_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+# The exit code of a run refused because another run holds the lock on its output directory.
+EXIT_OUTPUT_LOCKED = 75
+
+
 def _run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner, run_summary
+    from pipeline import output_lock
 
     settings = _settings_from(args, configs.LOCAL_BEAM_PIPELINE_ARGS)
+    lock = output_lock.OutputLock(args.output)
+    try:
+        lock.acquire()
+    except output_lock.OutputLockedError as error:
+        print(f"accent-pipeline run: {error}", file=sys.stderr)
+        return EXIT_OUTPUT_LOCKED
+    except OSError as error:
+        print(f"accent-pipeline run: cannot lock {args.output}: {error}", file=sys.stderr)
+        return 1
+    try:
+        # Held for the run and its summary, which then reads a store that no other run writes.
+        return _run_locked(args, settings)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, settings: configs.PipelineSettings) -> int:
+    """Runs the pipeline and prints its summary; the caller holds the lock on the output directory."""
+    from pipeline import local_runner, run_summary
+
     try:
         layout = local_runner.run_local(args.corpus, args.output, settings)
     except Exception as error:  # The run's own error, reported without a wall of traceback.
         logger.debug("Run failed", exc_info=True)
         print(f"\nThe run stopped: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    print(run_summary.format_summary(str(layout.metadata_path), settings.class_names))
+    print(
+        run_summary.format_summary(
+            str(layout.metadata_path), settings.class_names, pipeline_root=str(layout.pipeline_root)
+        )
+    )
     print(f"Outputs: {layout.output_dir} (quarantine report: {layout.quarantine_path})")
     return 0
 
@@ -164,17 +199,50 @@ def _run(args: argparse.Namespace) -> int:
 def _export_yamnet(args: argparse.Namespace) -> int:
     from components.yamnet import export
 
-    path = export.export_yamnet(
-        args.output, weights=args.weights, seed=args.seed, class_map_csv=args.class_map
-    )
+    try:
+        path = export.export_yamnet(
+            args.output, weights=args.weights, seed=args.seed, class_map_csv=args.class_map
+        )
+    except ValueError as error:
+        print(f"accent-pipeline export-yamnet: error: {error}", file=sys.stderr)
+        return 2
     print(f"YAMNet SavedModel written to {path}")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from components.serving import server
+    from components.serving import launcher
 
-    return server.serve(model_base_path=args.model_base_path, model_name=args.model_name, port=args.port)
+    return launcher.serve(
+        model_base_path=args.model_base_path,
+        model_name=args.model_name,
+        port=args.port,
+        host=args.host,
+        max_audio_seconds=args.max_audio_seconds,
+        max_in_flight=args.max_in_flight,
+    )
+
+
+def _positive_float(text: str) -> float:
+    """Parses a positive finite number for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """Parses a positive integer for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -317,7 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=configs.OFFLINE_YAMNET_SEED, help="Seed of offline weights"
     )
     export_yamnet.add_argument(
-        "--class-map", default=None, help="yamnet_class_map.csv to ship with h5 weights (else placeholders)"
+        "--class-map",
+        default=None,
+        help="yamnet_class_map.csv of the h5 weights (tensorflow/models, research/audioset/yamnet); "
+        "required with --weights PATH/yamnet.h5, refused with offline weights",
     )
     export_yamnet.set_defaults(handler=_export_yamnet)
 
@@ -325,6 +396,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model-base-path", required=True)
     serve.add_argument("--model-name", default=configs.SERVING_MODEL_NAME)
     serve.add_argument("--port", type=int, default=configs.SERVING_PORT)
+    serve.add_argument(
+        "--host",
+        default=configs.SERVING_HOST,
+        help=f"Address to listen on (default: {configs.SERVING_HOST}, this machine only; 0.0.0.0 for every "
+        "interface). tensorflow_model_server, when on PATH, always listens on every interface",
+    )
+    serve.add_argument(
+        "--max-audio-seconds",
+        type=_positive_float,
+        default=configs.SERVING_MAX_AUDIO_SECONDS,
+        help="Longest audio a request may send, in seconds at 16 kHz; longer is INVALID_ARGUMENT "
+        f"(default: {configs.SERVING_MAX_AUDIO_SECONDS:g})",
+    )
+    serve.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        default=configs.SERVING_MAX_IN_FLIGHT,
+        help="Most model calls running at once; more requests get RESOURCE_EXHAUSTED at once "
+        f"(default: {configs.SERVING_MAX_IN_FLIGHT})",
+    )
     serve.set_defaults(handler=_serve)
 
     predict = commands.add_parser("predict", help="Send audio files to TF Serving and print the accents")

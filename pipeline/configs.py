@@ -50,6 +50,10 @@ EMBEDDING_BATCH_PATCHES = 512
 # A run stops when more than this fraction of the corpus entries is quarantined.
 MAX_BAD_FRACTION = 0.05
 
+# Clips longer than this many seconds are quarantined: OpenSLR-83's clips last a few seconds, and one
+# hour-long file would otherwise outweigh the whole corpus in training patches.
+MAX_CLIP_SECONDS = 30.0
+
 # Training: the reference example's hyperparameters.
 EPOCHS = 100
 BATCH_SIZE = 64
@@ -69,6 +73,17 @@ MAX_AUC_REGRESSION = 0.0
 # Name under which TF Serving serves the model, and its gRPC port.
 SERVING_MODEL_NAME = "accent"
 SERVING_PORT = 8500
+
+# Address `serve` listens on: this machine only. Pass --host 0.0.0.0 to expose it.
+SERVING_HOST = "127.0.0.1"
+
+# Longest audio a Predict may send to `serve`, in seconds of 16 kHz samples.
+SERVING_MAX_AUDIO_SECONDS = 600.0
+
+# Most model calls `serve` runs at once; more get RESOURCE_EXHAUSTED. One call already uses every
+# core, so more in parallel only add memory; 8 bounds the worst case at 8 ten-minute clips and
+# serves the 8 concurrent clients of the serving benchmark.
+SERVING_MAX_IN_FLIGHT = 8
 
 # Default Beam arguments for the local DirectRunner: one process, one thread per core. Measured on
 # 2 cores (README, Benchmarks), it embeds faster than multi_processing, which pays for every worker
@@ -136,6 +151,7 @@ class PipelineSettings:
     energy_threshold_dbfs: float = ENERGY_THRESHOLD_DBFS
     embedding_batch_patches: int = EMBEDDING_BATCH_PATCHES
     max_bad_fraction: float = MAX_BAD_FRACTION
+    max_clip_seconds: float = MAX_CLIP_SECONDS
     epochs: int = EPOCHS
     batch_size: int = BATCH_SIZE
     learning_rate: float = LEARNING_RATE
@@ -152,6 +168,8 @@ class PipelineSettings:
             raise ValueError(f"eval_fraction must be between 0 and 1, not {self.eval_fraction}")
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ValueError(f"max_bad_fraction must be between 0 and 1, not {self.max_bad_fraction}")
+        if not self.max_clip_seconds > 0.0:
+            raise ValueError(f"max_clip_seconds must be positive, not {self.max_clip_seconds}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
                 f"epochs and batch_size must be positive, not {self.epochs} and {self.batch_size}"

@@ -67,7 +67,8 @@ def create_pipeline(
         corpus_fingerprint: Hash of the corpus files; a changed corpus is indexed again.
         serving_model_dir: Base directory of the pushed model (TF Serving layout).
         settings: Every other setting of the run.
-        quarantine_copy_path: Where EmbeddingGen also copies the quarantine report, or "".
+        quarantine_copy_path: Where CorpusIndexGen and EmbeddingGen also copy the quarantine report
+            when a run stops on it (EmbeddingGen always), or "".
         metadata_connection_config: ML Metadata connection; None for the orchestrator's own.
         enable_cache: Whether to reuse the outputs of unchanged steps.
 
@@ -84,6 +85,8 @@ def create_pipeline(
         split_strategy=settings.split_strategy,
         eval_fraction=settings.eval_fraction,
         split_seed=settings.split_seed,
+        max_bad_fraction=settings.max_bad_fraction,
+        quarantine_copy_path=quarantine_copy_path,
     ).with_id("CorpusIndexGen")
 
     yamnet = YamnetModelGen(yamnet_handle=settings.yamnet_handle).with_id("YamnetModelGen")
@@ -97,6 +100,7 @@ def create_pipeline(
         batch_patches=settings.embedding_batch_patches,
         max_bad_fraction=settings.max_bad_fraction,
         quarantine_copy_path=quarantine_copy_path,
+        max_clip_seconds=settings.max_clip_seconds,
     ).with_id("EmbeddingGen")
 
     statistics = tfx.components.StatisticsGen(examples=embeddings.outputs["examples"]).with_id(

@@ -1,4 +1,17 @@
-"""The summary printed at the end of a run, read from ML Metadata and the run's artifacts."""
+"""The summary printed at the end of a run, read from ML Metadata and the run's artifacts.
+
+It also tells the truth about runs that died mid-step (SIGKILL, out of memory,
+power loss). Such a run leaves its current executions RUNNING in ML Metadata
+forever, and may leave Beam's ``beam-temp*`` directories inside their output
+directories. An execution that is RUNNING while no process holds the output
+directory's lock (``pipeline.output_lock``) has no live owner: it is reported
+as ``interrupted``, never as running. The next run marks such executions
+CANCELED in ML Metadata (``mark_interrupted``), the state TFX itself gives an
+execution stopped before it finished, with a note (custom property
+``interrupted``) naming the run that left them; the summary reports the
+interrupted runs among the latest two runs, so a rerun's summary names the run
+it recovered from.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -16,6 +30,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import evaluation, features
 from components.embedding import beam_job
+from pipeline import output_lock
 
 # ML Metadata's names for execution states, for the report.
 _EXECUTION_STATES = {
@@ -27,6 +42,17 @@ _EXECUTION_STATES = {
     metadata_store_pb2.Execution.CANCELED: "canceled",
 }
 
+# The states of an execution that has not finished; with no live owner, it was interrupted.
+_UNFINISHED_STATES = (metadata_store_pb2.Execution.RUNNING, metadata_store_pb2.Execution.NEW)
+
+INTERRUPTED_STATE = "interrupted"
+
+# The custom property, a note, of an execution that the next run found interrupted and marked CANCELED.
+INTERRUPTED_PROPERTY = "interrupted"
+
+# What an interrupted Beam job leaves in its output directories.
+BEAM_TEMP_PREFIX = "beam-temp"
+
 
 @dataclasses.dataclass
 class ComponentRun:
@@ -35,6 +61,20 @@ class ComponentRun:
     component_id: str
     state: str
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
+    execution_id: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class InterruptedExecution:
+    """An execution that never finished because the run that owned it died."""
+
+    execution_id: int
+    component_id: str
+    run_id: str
+    # Why it counts as interrupted: the note of the run that found it, or empty if none has yet.
+    note: str
+    # ``beam-temp*`` directories left in its output directories (found when the pipeline root is known).
+    beam_temp_dirs: tuple[str, ...]
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -45,27 +85,62 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def latest_run(store: metadata_store.MetadataStore) -> dict[str, ComponentRun]:
+def _run_contexts(store: metadata_store.MetadataStore) -> list[metadata_store_pb2.Context]:
+    """The pipeline runs recorded in the store, latest first."""
+    return sorted(
+        store.get_contexts_by_type("pipeline_run"),
+        key=lambda context: (context.create_time_since_epoch, context.id),
+        reverse=True,
+    )
+
+
+def _context_of_type(
+    store: metadata_store.MetadataStore, execution_id: int, type_name: str
+) -> metadata_store_pb2.Context | None:
+    for context in store.get_contexts_by_execution(execution_id):
+        if store.get_context_types_by_id([context.type_id])[0].name == type_name:
+            return context
+    return None
+
+
+def _component_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution) -> str:
+    node_context = _context_of_type(store, execution.id, "node")
+    return node_context.name.split(".")[-1] if node_context else str(execution.id)
+
+
+def is_interrupted(execution: metadata_store_pb2.Execution, owner_alive: bool) -> bool:
+    """Whether an execution was interrupted: unfinished with no live owner, or so marked by a later run.
+
+    Args:
+        execution: An execution.
+        owner_alive: Whether a run that may own unfinished executions is alive
+            (another process holds the output directory's lock).
+    """
+    if execution.last_known_state in _UNFINISHED_STATES:
+        return not owner_alive
+    return (
+        execution.last_known_state == metadata_store_pb2.Execution.CANCELED
+        and INTERRUPTED_PROPERTY in execution.custom_properties
+    )
+
+
+def latest_run(store: metadata_store.MetadataStore, owner_alive: bool = False) -> dict[str, ComponentRun]:
     """Returns the executions of the latest pipeline run, by component id.
 
     Args:
         store: The ML Metadata store.
+        owner_alive: Whether a run may be writing to the store now; if not, an
+            execution still RUNNING was interrupted and is reported so.
 
     Returns:
         Component id to its execution; empty if the store has no run.
     """
-    run_contexts = store.get_contexts_by_type("pipeline_run")
+    run_contexts = _run_contexts(store)
     if not run_contexts:
         return {}
-    run_context = max(run_contexts, key=lambda context: (context.create_time_since_epoch, context.id))
     runs: dict[str, ComponentRun] = {}
-    for execution in sorted(store.get_executions_by_context(run_context.id), key=lambda item: item.id):
-        node_contexts = [
-            context
-            for context in store.get_contexts_by_execution(execution.id)
-            if store.get_context_types_by_id([context.type_id])[0].name == "node"
-        ]
-        component_id = node_contexts[0].name.split(".")[-1] if node_contexts else str(execution.id)
+    for execution in sorted(store.get_executions_by_context(run_contexts[0].id), key=lambda item: item.id):
+        component_id = _component_id(store, execution)
         outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
         output_events = [
             event
@@ -79,12 +154,143 @@ def latest_run(store: metadata_store.MetadataStore) -> dict[str, ComponentRun]:
         for event in output_events:
             key = event.path.steps[0].key if event.path.steps else "output"
             outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+        if is_interrupted(execution, owner_alive):
+            state = INTERRUPTED_STATE
+        else:
+            state = _EXECUTION_STATES.get(execution.last_known_state, str(execution.last_known_state))
         runs[component_id] = ComponentRun(
-            component_id=component_id,
-            state=_EXECUTION_STATES.get(execution.last_known_state, str(execution.last_known_state)),
-            outputs=outputs,
+            component_id=component_id, state=state, outputs=outputs, execution_id=execution.id
         )
     return runs
+
+
+def find_beam_temp_dirs(directories: Iterable[str]) -> list[str]:
+    """The ``beam-temp*`` directories anywhere below some directories, sorted.
+
+    Args:
+        directories: Directories to search; missing ones are skipped.
+    """
+    found = []
+    for directory in directories:
+        for root, subdirectories, _ in tf.io.gfile.walk(directory):
+            for name in list(subdirectories):
+                if name.rstrip("/").startswith(BEAM_TEMP_PREFIX):
+                    found.append(os.path.join(root, name.rstrip("/")))
+                    subdirectories.remove(name)
+    return sorted(found)
+
+
+def execution_output_dirs(pipeline_root: str, component_id: str, execution_id: int) -> list[str]:
+    """The output directories of an execution: ``<pipeline root>/<component>/<output key>/<execution id>``.
+
+    TFX names them so before the execution starts; an execution that never
+    finished has its outputs there, unpublished and absent from ML Metadata.
+
+    Args:
+        pipeline_root: The pipeline root.
+        component_id: The component's id.
+        execution_id: The execution's id in ML Metadata.
+    """
+    component_dir = os.path.join(pipeline_root, component_id)
+    if not tf.io.gfile.isdir(component_dir):
+        return []
+    candidates = (
+        os.path.join(component_dir, key.rstrip("/"), str(execution_id))
+        for key in tf.io.gfile.listdir(component_dir)
+    )
+    return sorted(path for path in candidates if tf.io.gfile.isdir(path))
+
+
+def interrupted_executions(
+    store: metadata_store.MetadataStore,
+    owner_alive: bool = False,
+    pipeline_root: str | None = None,
+    unfinished_only: bool = False,
+) -> list[InterruptedExecution]:
+    """The executions of the store that were interrupted, oldest first.
+
+    Args:
+        store: The ML Metadata store.
+        owner_alive: Whether a run may be writing to the store now (then no
+            unfinished execution counts as interrupted).
+        pipeline_root: The pipeline root, to find ``beam-temp*`` directories
+            in their outputs; None not to look.
+        unfinished_only: Only those still RUNNING or NEW, not those a later
+            run already marked CANCELED.
+
+    Returns:
+        The interrupted executions.
+    """
+    states = list(_UNFINISHED_STATES)
+    if not unfinished_only:
+        states.append(metadata_store_pb2.Execution.CANCELED)
+    interrupted = []
+    for execution in sorted(store.get_executions(), key=lambda item: item.id):
+        if execution.last_known_state not in states or not is_interrupted(execution, owner_alive):
+            continue
+        component_id = _component_id(store, execution)
+        run_context = _context_of_type(store, execution.id, "pipeline_run")
+        beam_temp_dirs = (
+            find_beam_temp_dirs(execution_output_dirs(pipeline_root, component_id, execution.id))
+            if pipeline_root
+            else []
+        )
+        note = execution.custom_properties.get(INTERRUPTED_PROPERTY)
+        interrupted.append(
+            InterruptedExecution(
+                execution_id=execution.id,
+                component_id=component_id,
+                run_id=run_context.name if run_context else "?",
+                note=note.string_value if note else "",
+                beam_temp_dirs=tuple(beam_temp_dirs),
+            )
+        )
+    return interrupted
+
+
+def mark_interrupted(store: metadata_store.MetadataStore, execution_ids: Sequence[int], note: str) -> None:
+    """Marks unfinished executions CANCELED, with a note saying why.
+
+    Call it only while no run can own them: holding the output directory's
+    lock. CANCELED is the state TFX gives an execution stopped before it
+    finished; LocalDagRunner never resumes an earlier run's execution (it
+    looks executions up within the current run) and its cache reuses only
+    successful ones, so the mark changes nothing but the truth of the record.
+
+    Args:
+        store: The ML Metadata store.
+        execution_ids: The executions.
+        note: Why, e.g. which run left them and when it started.
+    """
+    executions = store.get_executions_by_id(list(execution_ids))
+    for execution in executions:
+        execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+        execution.custom_properties[INTERRUPTED_PROPERTY].string_value = note
+    store.put_executions(executions)
+
+
+def _interruption_lines(
+    store: metadata_store.MetadataStore, owner_alive: bool, pipeline_root: str | None
+) -> list[str]:
+    """Lines on interrupted runs: those still unfinished, and those among the latest two runs."""
+    recent_runs = {context.name for context in _run_contexts(store)[:2]}
+    shown = [
+        execution
+        for execution in interrupted_executions(store, owner_alive, pipeline_root)
+        if execution.run_id in recent_runs or not execution.note
+    ]
+    lines = []
+    for run_id in dict.fromkeys(execution.run_id for execution in shown):
+        in_run = [execution for execution in shown if execution.run_id == run_id]
+        notes = "; ".join(dict.fromkeys(execution.note for execution in in_run if execution.note))
+        lines.append(
+            f"Interrupted run {run_id}: {', '.join(execution.component_id for execution in in_run)} "
+            f"never finished ({notes or 'left RUNNING by a run that ended abnormally'})"
+        )
+    leftovers = [path for execution in shown for path in execution.beam_temp_dirs]
+    if leftovers:
+        lines.append("Leftover Beam temporary files of interrupted steps: " + ", ".join(leftovers))
+    return lines
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -128,24 +334,35 @@ def _validation_failures(evaluation_uri: str) -> list[str]:
     return failures
 
 
-def format_summary(metadata_path: str, class_names: list[str] | tuple[str, ...]) -> str:
+def format_summary(
+    metadata_path: str, class_names: list[str] | tuple[str, ...], pipeline_root: str | None = None
+) -> str:
     """Builds the end-of-run summary of the latest run recorded in ML Metadata.
 
+    An unfinished execution counts as interrupted unless another process holds
+    the lock of the output directory, which is the directory of ``metadata_path``.
+
     Args:
-        metadata_path: The run's SQLite ML Metadata file.
+        metadata_path: The run's SQLite ML Metadata file, ``OUT/metadata.sqlite``.
         class_names: The label vocabulary, to name per-class metrics.
+        pipeline_root: The pipeline root, to report ``beam-temp*`` directories
+            left by interrupted steps; None not to look.
 
     Returns:
-        Human-readable lines: components and their state, clips and patches
-        per split and class, quarantine, metrics, blessing and pushed path.
+        Human-readable lines: components and their state, interrupted runs,
+        clips and patches per split and class, quarantine, metrics, blessing
+        and pushed path.
     """
-    runs = latest_run(open_store(metadata_path))
+    owner_alive = output_lock.is_held_by_another_process(os.path.dirname(os.path.abspath(metadata_path)))
+    store = open_store(metadata_path)
+    runs = latest_run(store, owner_alive=owner_alive)
     if not runs:
         return "No pipeline run recorded in ML Metadata."
     lines = [
         "",
         "Run summary",
         "Components: " + ", ".join(f"{run.component_id} ({run.state})" for run in runs.values()),
+        *_interruption_lines(store, owner_alive, pipeline_root),
     ]
 
     eval_patch_counts: dict[str, int] = {}
@@ -197,6 +414,8 @@ def format_summary(metadata_path: str, class_names: list[str] | tuple[str, ...])
             lines.append(f"Pushed: {pushed['pushed_destination'].string_value}{already}")
         else:
             lines.append("Pushed: no")
+    elif any(run.state == INTERRUPTED_STATE for run in runs.values()):
+        lines.append("Pushed: no (the run was interrupted before the Pusher)")
     else:
         lines.append("Pushed: no (the model was not blessed, so the Pusher did not run)")
     return "\n".join(lines)

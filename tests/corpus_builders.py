@@ -34,6 +34,9 @@ ARCHIVE_ACCENT_NAMES = {
 
 _GENDER_NAMES = {"m": "male", "f": "female"}
 
+# The --max-clip-seconds under which the bad corpus's long clip is quarantined and its good clips pass.
+BAD_CORPUS_MAX_CLIP_SECONDS = 2.0
+
 
 def quantisation_step(sample_format: str) -> float:
     """Largest rounding error (in [-1, 1] units) of a sample format, plus a little slack."""
@@ -354,8 +357,9 @@ def build_bad_corpus(root: str) -> BuiltCorpus:
     digital silence, plain 16 kHz PCM16 clips, and clips inside a zip archive.
     Bad entries: a zero-byte file, a ``.wav`` that is not audio, a truncated
     file, an index row whose file is missing, a filename with accent code
-    ``xx``, a zip member with a CRC error, a duplicate index row and a
-    malformed index row.
+    ``xx``, a zip member with a CRC error, a FLAC whose STREAMINFO declares a
+    sample rate of 0 Hz, a clip longer than ``BAD_CORPUS_MAX_CLIP_SECONDS``, a
+    duplicate index row and a malformed index row.
 
     Args:
         root: Corpus directory (created).
@@ -415,6 +419,11 @@ def build_bad_corpus(root: str) -> BuiltCorpus:
         ClipSpec("som_00013_00000013", content=truncated_wav(truncated_source)),
         ClipSpec("wef_00016_00000016", write_file=False),
         ClipSpec("xxm_00017_00000017"),
+        ClipSpec(
+            "mim_00019_00000019",
+            content=encode_flac(speechlike_waveform(19, 1.0, 16000), 16000, declared_rate=0),
+        ),
+        ClipSpec("mif_00020_00000020", seconds=BAD_CORPUS_MAX_CLIP_SECONDS + 1.0, sample_rate=8000),
     ]
     kinds.update(
         {
@@ -423,6 +432,8 @@ def build_bad_corpus(root: str) -> BuiltCorpus:
             "som_00013_00000013": "truncated",
             "wef_00016_00000016": "missing",
             "xxm_00017_00000017": "unknown accent",
+            "mim_00019_00000019": "FLAC declaring 0 Hz",
+            "mif_00020_00000020": "too long",
         }
     )
     loose = good[:10] + bad
@@ -452,8 +463,118 @@ def build_bad_corpus(root: str) -> BuiltCorpus:
                 ("wem_00015_00000015", "not audio"),
                 ("som_00013_00000013", "truncated"),
                 ("scm_00018_00000018", "unreadable archive member"),
+                ("mim_00019_00000019", "unsupported sample rate: 0 Hz"),
+                ("mif_00020_00000020", "too long: 3.0 s"),
             ]
         ),
         duplicate_rows=1,
         kinds=kinds,
     )
+
+
+def _crc8(data: bytes) -> int:
+    """FLAC frame header CRC-8 (polynomial 0x07, initial value 0)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def _crc16(data: bytes) -> int:
+    """FLAC frame CRC-16 (polynomial 0x8005, initial value 0)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def encode_flac(
+    waveform: np.ndarray, sample_rate: int, declared_rate: int | None = None, block_size: int = 4096
+) -> bytes:
+    """Encodes mono samples in [-1, 1] as a 16-bit FLAC file with verbatim (uncompressed) subframes.
+
+    Args:
+        waveform: 1-D samples.
+        sample_rate: Sample rate written to STREAMINFO unless ``declared_rate`` is given.
+        declared_rate: A STREAMINFO sample rate to write instead (e.g. 0 or 3, for broken files);
+            the frames take their rate from STREAMINFO.
+        block_size: Samples per frame (at most 65536).
+
+    Returns:
+        The file's bytes: ``fLaC``, one STREAMINFO block and the frames.
+    """
+    samples = np.clip(np.round(np.asarray(waveform, dtype=np.float64) * 32768.0), -32768, 32767)
+    samples = samples.astype(">i2")
+    rate = sample_rate if declared_rate is None else declared_rate
+    frames = []
+    for frame_number, start in enumerate(range(0, len(samples), block_size)):
+        block = samples[start : start + block_size]
+        if frame_number >= 128:
+            raise ValueError("encode_flac writes at most 128 frames")
+        # Sync, fixed block size; block size as 16-bit (n - 1) at the end, rate from STREAMINFO;
+        # mono, 16 bits per sample; frame number (one UTF-8-coded byte).
+        header = bytes([0xFF, 0xF8, 0x70, 0x08, frame_number]) + struct.pack(">H", len(block) - 1)
+        header += bytes([_crc8(header)])
+        frame = header + b"\x02" + block.tobytes()  # One VERBATIM subframe.
+        frames.append(frame + struct.pack(">H", _crc16(frame)))
+    streaminfo = struct.pack(">HH", block_size, block_size) + bytes(6)
+    packed = (rate << 44) | (0 << 41) | (15 << 36) | len(samples)
+    streaminfo += packed.to_bytes(8, "big") + bytes(16)
+    return b"fLaC" + bytes([0x80]) + len(streaminfo).to_bytes(3, "big") + streaminfo + b"".join(frames)
+
+
+def _ogg_crc(data: bytes) -> int:
+    """Ogg page CRC-32 (polynomial 0x04C11DB7, not reflected, initial value 0)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def set_vorbis_sample_rate(encoded: bytes, sample_rate: int) -> bytes:
+    """Rewrites the sample rate of an Ogg Vorbis file's identification header, fixing the page CRC.
+
+    Args:
+        encoded: A valid Ogg Vorbis file.
+        sample_rate: The rate to declare.
+
+    Returns:
+        The patched file, whose first page still passes its CRC check.
+    """
+    content = bytearray(encoded)
+    marker = content.find(b"\x01vorbis")
+    struct.pack_into("<I", content, marker + 12, sample_rate)
+    num_segments = content[26]
+    page_end = 27 + num_segments + sum(content[27 : 27 + num_segments])
+    struct.pack_into("<I", content, 22, 0)
+    struct.pack_into("<I", content, 22, _ogg_crc(bytes(content[:page_end])))
+    return bytes(content)
+
+
+def write_zip_with_declared_size(path: str, member_name: str, content: bytes, declared_size: int) -> None:
+    """Writes a deflated zip of one member whose headers declare ``declared_size`` uncompressed bytes.
+
+    The member's real content is small, as in a zip bomb whose member claims gigabytes; the local
+    header and the central directory both carry the declared size.
+
+    Args:
+        path: Where to write the archive.
+        member_name: The member's name.
+        content: The member's real bytes.
+        declared_size: The uncompressed size the headers declare (below 4 GiB).
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member_name, content)
+    with open(path, "rb") as archive_file:
+        data = bytearray(archive_file.read())
+    struct.pack_into("<I", data, 22, declared_size)  # Local file header: uncompressed size.
+    central = data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, central + 24, declared_size)  # Central directory: uncompressed size.
+    with open(path, "wb") as archive_file:
+        archive_file.write(bytes(data))

@@ -7,7 +7,12 @@ classifier), but computes them from a few simple per-patch statistics and a
 fixed linear map. Each version adds a large bias to one class, so the accent a
 version predicts (``expected_accent``) tells versions apart. A waveform with
 NaN or Inf samples makes the model raise, to test how errors inside a model
-are reported.
+are reported. Its ``from_examples`` signature takes serialized tf.Examples
+with an ``embedding`` feature, like the real model's.
+
+``build_blocking_saved_model`` writes a model whose ``serving_default`` counts
+its calls and blocks until the test releases it (``release_blocking_model``),
+to test the server's limits on concurrent and cancelled work.
 
 ``push_model_version`` publishes a built model under a TF Serving base path the
 way TFX's Pusher does: it copies into a temporary directory next to the
@@ -37,6 +42,9 @@ PATCH_HOP_SAMPLES = 7680
 VERSION_BIAS = 6.0
 
 NUM_PATCH_STATISTICS = 5
+
+# How often a waiting BlockingAccentModel call looks for its release file.
+BLOCKING_POLL_MICROSECONDS = 20_000
 
 
 def expected_class_id(version: int) -> int:
@@ -99,6 +107,20 @@ class FixtureAccentModel(tf.Module):
             features.PATCH_PROBABILITIES_OUTPUT_KEY: patch_probabilities,
         }
 
+    @tf.function(
+        input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name=features.EXAMPLES_INPUT_KEY)]
+    )
+    def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Scores serialized per-patch tf.Examples from the first values of their embedding."""
+        parsed = tf.io.parse_example(
+            examples,
+            {features.EMBEDDING_KEY: tf.io.FixedLenFeature([features.EMBEDDING_SIZE], tf.float32)},
+        )
+        statistics = parsed[features.EMBEDDING_KEY][:, :NUM_PATCH_STATISTICS]
+        return {
+            features.PROBABILITIES_OUTPUT_KEY: tf.nn.softmax(tf.matmul(statistics, self.weights) + self.bias)
+        }
+
 
 def build_saved_model(export_dir: Path, version: int) -> Path:
     """Writes a fixture SavedModel of ``version`` to ``export_dir``.
@@ -111,8 +133,88 @@ def build_saved_model(export_dir: Path, version: int) -> Path:
         ``export_dir``.
     """
     model = FixtureAccentModel(version)
+    signatures = {
+        features.SERVING_SIGNATURE: model.serve,
+        features.EXAMPLES_SIGNATURE: model.serve_examples,
+    }
+    tf.saved_model.save(model, str(export_dir), signatures=signatures)
+    return export_dir
+
+
+class BlockingAccentModel(tf.Module):
+    """A served model whose every call counts itself, then waits until the test releases it.
+
+    A waiting call looks at its ``released`` variable every
+    ``BLOCKING_POLL_MICROSECONDS`` and sleeps in between (tf.data's sleep), so
+    it uses next to no CPU. ``release_blocking_model`` sets the variable.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="blocking_accent_model")
+        self.calls = tf.Variable(0, dtype=tf.int64, trainable=False, name="calls")
+        self.released = tf.Variable(False, trainable=False, name="released")
+        self.class_names = tf.constant(features.DEFAULT_CLASS_NAMES)
+
+    def _sleep_once(self) -> tf.Tensor:
+        one_element = tf.data.experimental.to_variant(tf.data.Dataset.range(1))
+        sleeping = tf.raw_ops.SleepDataset(
+            input_dataset=one_element,
+            sleep_microseconds=BLOCKING_POLL_MICROSECONDS,
+            output_types=[tf.int64],
+            output_shapes=[tf.TensorShape([])],
+        )
+        dataset = tf.data.experimental.from_variant(sleeping, tf.TensorSpec([], tf.int64))
+        return dataset.reduce(tf.constant(0, tf.int64), lambda total, element: total + element)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec(shape=[None], dtype=tf.float32, name=features.WAVEFORM_INPUT_KEY),
+        ]
+    )
+    def serve(self, waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Counts the call, waits for the release, then answers the first class for any waveform."""
+        self.calls.assign_add(1)
+        num_polls = tf.constant(0, tf.int64)
+        while not self.released:
+            num_polls += 1 + self._sleep_once()
+        num_classes = len(features.DEFAULT_CLASS_NAMES)
+        class_probabilities = tf.one_hot(0, num_classes) + 0.0 * tf.cast(num_polls, tf.float32)
+        return {
+            features.CLASS_PROBABILITIES_OUTPUT_KEY: class_probabilities + 0.0 * tf.reduce_mean(waveform),
+            features.ACCENT_OUTPUT_KEY: self.class_names[0],
+            features.PATCH_PROBABILITIES_OUTPUT_KEY: class_probabilities[tf.newaxis, :],
+        }
+
+
+def build_blocking_saved_model(export_dir: Path) -> Path:
+    """Writes a ``BlockingAccentModel`` to ``export_dir``.
+
+    Args:
+        export_dir: Directory to create; it must not exist yet.
+
+    Returns:
+        ``export_dir``.
+    """
+    model = BlockingAccentModel()
     tf.saved_model.save(model, str(export_dir), signatures={features.SERVING_SIGNATURE: model.serve})
     return export_dir
+
+
+def _served_blocking_model(running: server.RunningServer) -> tf.Module:
+    current = running.manager.current()
+    if current is None:
+        raise ValueError("the server has not loaded the blocking model yet")
+    return current.saved_model
+
+
+def release_blocking_model(running: server.RunningServer) -> None:
+    """Lets every waiting and every later call of the ``BlockingAccentModel`` ``running`` serves finish."""
+    _served_blocking_model(running).released.assign(True)
+
+
+def blocking_model_calls(running: server.RunningServer) -> int:
+    """Returns how many calls the ``BlockingAccentModel`` served by ``running`` has started."""
+    return int(_served_blocking_model(running).calls.numpy())
 
 
 def cached_saved_model(cache_root: Path, version: int) -> Path:

@@ -8,8 +8,11 @@ row is split on its first two commas only.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import logging
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +21,9 @@ INDEX_FILENAMES = ("line_index_all.csv", "line_index.csv")
 
 # Extensions an index's filename field may carry by mistake; they are dropped.
 _AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+# Bytes read from an index file at a time.
+_READ_CHUNK_BYTES = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +89,66 @@ def decode_index_text(content: bytes) -> str:
     return content.decode("utf-8-sig", errors="replace")
 
 
+def iterate_text_lines(stream: BinaryIO) -> Iterator[str]:
+    """Reads an index's lines from a binary stream, a chunk at a time.
+
+    Lines are decoded as ``decode_index_text`` decodes a whole file and split
+    as ``str.splitlines`` splits it, so the line numbers are the same.
+
+    Args:
+        stream: An open binary file (``open``, ``tf.io.gfile.GFile`` or a zip member).
+
+    Yields:
+        The lines, without their line breaks.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+    pending = ""
+    while True:
+        chunk = stream.read(_READ_CHUNK_BYTES)
+        text = pending + decoder.decode(chunk or b"", final=not chunk)
+        if not chunk:
+            yield from text.splitlines()
+            return
+        lines = text.splitlines(keepends=True)
+        # The last piece may be an unfinished line, or a "\r" whose "\n" is in the next chunk.
+        pending = lines.pop() if lines else ""
+        for line in lines:
+            yield line.splitlines()[0]
+
+
+def parse_index_lines(lines: Iterable[str], index_name: str) -> Iterator[IndexRow | MalformedRow]:
+    """Parses the rows of one index file as they are read; blank lines are skipped.
+
+    Args:
+        lines: The index's lines, without line breaks.
+        index_name: Where it comes from, for messages and row locations.
+
+    Yields:
+        Each parsed row, or the reason a row could not be parsed, in file order.
+    """
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split(",", 2)
+        if len(fields) < 2:
+            yield MalformedRow(index_name, line_number, f"malformed index row: no comma in {line[:80]!r}")
+            continue
+        clip_id = fields[1].strip()
+        for extension in _AUDIO_EXTENSIONS:
+            if clip_id.lower().endswith(extension):
+                clip_id = clip_id[: -len(extension)]
+                break
+        if not clip_id or any(character in clip_id for character in "/\\ \t"):
+            yield MalformedRow(
+                index_name, line_number, f"malformed index row: bad filename field {fields[1]!r}"
+            )
+            continue
+        transcript = fields[2].strip() if len(fields) > 2 else ""
+        yield IndexRow(fields[0].strip(), clip_id, transcript, index_name, line_number)
+
+
 def parse_index_text(text: str, index_name: str) -> tuple[list[IndexRow], list[MalformedRow]]:
-    """Parses the rows of one index file; blank lines are skipped.
+    """Parses the rows of one index file held in memory; blank lines are skipped.
 
     Args:
         text: The index's content.
@@ -95,28 +159,10 @@ def parse_index_text(text: str, index_name: str) -> tuple[list[IndexRow], list[M
     """
     rows: list[IndexRow] = []
     malformed: list[MalformedRow] = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split(",", 2)
-        if len(fields) < 2:
-            malformed.append(
-                MalformedRow(index_name, line_number, f"malformed index row: no comma in {line[:80]!r}")
-            )
-            continue
-        clip_id = fields[1].strip()
-        for extension in _AUDIO_EXTENSIONS:
-            if clip_id.lower().endswith(extension):
-                clip_id = clip_id[: -len(extension)]
-                break
-        if not clip_id or any(character in clip_id for character in "/\\ \t"):
-            malformed.append(
-                MalformedRow(
-                    index_name, line_number, f"malformed index row: bad filename field {fields[1]!r}"
-                )
-            )
-            continue
-        transcript = fields[2].strip() if len(fields) > 2 else ""
-        rows.append(IndexRow(fields[0].strip(), clip_id, transcript, index_name, line_number))
+    for parsed in parse_index_lines(text.splitlines(), index_name):
+        if isinstance(parsed, MalformedRow):
+            malformed.append(parsed)
+        else:
+            rows.append(parsed)
     logger.debug("Index %s: %d rows, %d malformed", index_name, len(rows), len(malformed))
     return rows, malformed

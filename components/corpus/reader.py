@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import array
 import dataclasses
+import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+
+import numpy as np
 
 from components import features
 from components.corpus import index, labels, sources, split
-from components.corpus.quarantine import QuarantineEntry
+from components.corpus.quarantine import QuarantineEntry, TooManyBadEntriesError, too_many_bad_entries_message
 from components.corpus.records import ClipRecord
 
 logger = logging.getLogger(__name__)
 
 # Log progress every this many index rows.
-_PROGRESS_INTERVAL = 5000
+_PROGRESS_INTERVAL = 50000
 
 
 @dataclasses.dataclass
@@ -23,15 +27,17 @@ class CorpusIndex:
 
     Attributes:
         records: Usable clips, sorted by clip id.
-        quarantine: Entries left out at index time, sorted by filename. Reading and
-            decoding the clips later may quarantine more.
+        quarantine: Entries left out at index time, sorted by filename, when ``read_corpus``
+            collected them (no ``quarantine_sink``); empty when they went to a sink. Reading
+            and decoding the clips later may quarantine more.
         duplicate_rows: Index rows repeating a filename already listed by the same index file
             (kept once). Rows listed by several index files, e.g. by ``line_index_all.csv`` and by
             an archive's ``line_index.csv``, are merged without being counted.
         total_rows: Distinct corpus entries: each distinct filename once, each malformed
-            row and each unreadable archive; it equals ``len(records) + len(quarantine)``.
+            row and each unreadable archive; it equals ``len(records) + num_quarantined``.
         unindexed_files: Audio files in the corpus that no index lists (ignored).
         archives_scanned: Zip archives opened.
+        num_quarantined: Entries left out at index time.
     """
 
     records: list[ClipRecord]
@@ -40,6 +46,55 @@ class CorpusIndex:
     total_rows: int
     unindexed_files: int = 0
     archives_scanned: int = 0
+    num_quarantined: int = 0
+
+
+@dataclasses.dataclass
+class _RowPlan:
+    """What a first pass over the index files learns, in a few bytes per row.
+
+    Attributes:
+        first_occurrence: Per parsed row, in reading order: whether it is the first row of its filename.
+        distinct_clips: Distinct filenames.
+        malformed_rows: Rows that cannot be parsed.
+        duplicate_rows: Rows repeating a filename within the same index file.
+        shared_rows: Rows repeating a filename of another index file.
+    """
+
+    first_occurrence: np.ndarray
+    distinct_clips: int
+    malformed_rows: int
+    duplicate_rows: int
+    shared_rows: int
+
+
+class _BadEntryCounter:
+    """Passes quarantine entries on as they come, and stops once too many are bad."""
+
+    def __init__(
+        self, entries: int, max_bad_fraction: float, sink: Callable[[QuarantineEntry], None]
+    ) -> None:
+        self._entries = entries
+        self._max_bad_fraction = max_bad_fraction
+        self._sink = sink
+        self.count = 0
+
+    def add(self, entry: QuarantineEntry) -> None:
+        """Hands one entry to the sink.
+
+        Args:
+            entry: The quarantined entry.
+
+        Raises:
+            TooManyBadEntriesError: If the bad entries so far are already over the limit.
+        """
+        self._sink(entry)
+        self.count += 1
+        if self.count / self._entries > self._max_bad_fraction:
+            raise TooManyBadEntriesError(
+                "Indexing stopped early: "
+                + too_many_bad_entries_message(self.count, self._entries, self._max_bad_fraction)
+            )
 
 
 def read_corpus(
@@ -49,16 +104,26 @@ def read_corpus(
     split_strategy: str = split.SPEAKER_STRATEGY,
     eval_fraction: float = 0.1,
     seed: int = 1337,
+    max_bad_fraction: float = 1.0,
+    quarantine_sink: Callable[[QuarantineEntry], None] | None = None,
 ) -> CorpusIndex:
     """Reads the index files of an OpenSLR-83 corpus and labels and splits its clips.
 
     The corpus directory may hold ``line_index_all.csv`` and/or ``line_index.csv``
     files with the wavs beside them (in any subdirectory), the distributed zip
     archives (each with its own ``line_index.csv``), or a mix. Index-level
-    quarantine reasons are ``missing file``, ``empty file``, ``unknown accent
-    code 'xx'``, ``malformed filename: ...``, ``malformed index row: ...`` and
-    ``unreadable archive: ...``; corrupt archive members are found when read
-    (``sources.read_clip_bytes``).
+    quarantine reasons are ``missing file``, ``empty file``, ``too large: ...``,
+    ``unknown accent code 'xx'``, ``malformed filename: ...``, ``malformed index
+    row: ...``, ``unreadable archive: ...`` and the reasons of files the walk
+    skipped (``path is not UTF-8: ...``, ``broken symbolic link``, ...);
+    corrupt archive members are found when read (``sources.read_clip_bytes``).
+
+    The index files are streamed twice: a first pass counts the distinct
+    entries and finds duplicate rows (keeping 8 bytes per row), the second
+    checks each entry. Bad entries go to ``quarantine_sink`` as they are found
+    and only their count is kept, so memory does not grow with the number of
+    bad rows; and as soon as the bad entries are more than ``max_bad_fraction``
+    of all entries, reading stops.
 
     Args:
         corpus_dir: Local directory or URI of the corpus.
@@ -67,127 +132,213 @@ def read_corpus(
         split_strategy: ``speaker`` (disjoint speakers, by hash) or ``utterance`` (the reference's).
         eval_fraction: Fraction of speakers (or clips) in the eval split.
         seed: Seed of the utterance split.
+        max_bad_fraction: Reading stops once more than this fraction of the entries is bad.
+        quarantine_sink: Called with each quarantined entry; None collects them into
+            ``CorpusIndex.quarantine`` (for small corpora and tests).
 
     Returns:
-        The clip records, the quarantine list and row counts.
+        The clip records, the quarantine list (when collected) and row counts.
 
     Raises:
         ValueError: If the settings are invalid, the directory does not exist, or it holds no index file.
+        TooManyBadEntriesError: If more than ``max_bad_fraction`` of the entries are bad; the
+            entries found so far have reached ``quarantine_sink``.
     """
     labels.validate_label_vocabulary(accent_codes, tuple(class_names))
     split.validate_split_settings(split_strategy, eval_fraction)
+    if not 0.0 <= max_bad_fraction <= 1.0:
+        raise ValueError(f"max_bad_fraction must be between 0 and 1, got {max_bad_fraction!r}")
     found = sources.scan_corpus(corpus_dir)
     if not found.index_files:
         raise ValueError(
             f"No index file in {corpus_dir!r}: expected {' or '.join(index.INDEX_FILENAMES)} "
             "in the directory, a subdirectory or a zip archive"
         )
-    quarantine: dict[str, QuarantineEntry] = {}
+    plan = _plan_rows(found)
+    entries = len(found.broken_archives) + plan.malformed_rows + plan.distinct_clips
+    collected: list[QuarantineEntry] = []
+    counter = _BadEntryCounter(
+        max(entries, 1), max_bad_fraction, collected.append if quarantine_sink is None else quarantine_sink
+    )
     for archive_name, reason in found.broken_archives:
-        quarantine[archive_name] = QuarantineEntry(archive_name, reason)
+        counter.add(QuarantineEntry(archive_name, reason))
 
-    rows, duplicate_rows = _merge_index_rows(found, quarantine)
-    clip_labels: dict[str, labels.ClipLabels] = {}
-    clip_sources: dict[str, str] = {}
-    for row_number, row in enumerate(rows, start=1):
-        reason = None
+    good: dict[str, tuple[labels.ClipLabels, str, str]] = {}
+    indexed_audio_files = 0
+    row_position = -1
+    for parsed in _iterate_index_rows(found):
+        if isinstance(parsed, index.MalformedRow):
+            counter.add(QuarantineEntry(parsed.location, parsed.reason))
+            continue
+        row_position += 1
+        if not plan.first_occurrence[row_position]:
+            kept = good.get(parsed.clip_id)
+            if kept is not None and kept[2] != parsed.transcript:
+                logger.warning(
+                    "%s is listed more than once with different transcripts; keeping the first",
+                    parsed.clip_id,
+                )
+            continue
+        indexed_audio_files += parsed.clip_id in found.audio_files
         try:
-            clip_labels[row.clip_id] = labels.parse_clip_name(row.clip_id, accent_codes, tuple(class_names))
+            clip_labels = labels.parse_clip_name(parsed.clip_id, accent_codes, tuple(class_names))
+            source = _clip_source(found, parsed.clip_id)
         except labels.LabelError as error:
-            reason = error.reason
-        audio_file = found.audio_files.get(row.clip_id)
-        if reason is None and audio_file is None:
-            reason = "missing file"
-        if reason is None:
-            size = audio_file.size if audio_file.size is not None else sources.source_size(audio_file.source)
-            if size is None:
-                reason = "missing file"
-            elif size == 0:
-                reason = "empty file"
-        if reason is None:
-            clip_sources[row.clip_id] = audio_file.source
+            counter.add(QuarantineEntry(parsed.clip_id, error.reason))
         else:
-            clip_labels.pop(row.clip_id, None)
-            quarantine[row.clip_id] = QuarantineEntry(row.clip_id, reason)
-        if row_number % _PROGRESS_INTERVAL == 0:
-            logger.info("Checked %d of %d index entries", row_number, len(rows))
+            good[parsed.clip_id] = (clip_labels, source, parsed.transcript)
+        if (row_position + 1) % _PROGRESS_INTERVAL == 0:
+            logger.info(
+                "Checked %d of %d index rows: %d good, %d quarantined",
+                row_position + 1,
+                len(plan.first_occurrence),
+                len(good),
+                counter.count,
+            )
 
     clip_splits = split.assign_splits(
-        {clip_id: clip_labels[clip_id].speaker_id for clip_id in clip_sources},
+        {clip_id: clip_labels.speaker_id for clip_id, (clip_labels, _, _) in good.items()},
         split_strategy=split_strategy,
         eval_fraction=eval_fraction,
         seed=seed,
     )
-    transcripts = {row.clip_id: row.transcript for row in rows}
     records = [
         ClipRecord(
             clip_id=clip_id,
-            source=clip_sources[clip_id],
-            accent_code=clip_labels[clip_id].accent_code,
-            accent=clip_labels[clip_id].accent,
-            label=clip_labels[clip_id].label,
-            gender=clip_labels[clip_id].gender,
-            speaker_id=clip_labels[clip_id].speaker_id,
+            source=good[clip_id][1],
+            accent_code=good[clip_id][0].accent_code,
+            accent=good[clip_id][0].accent,
+            label=good[clip_id][0].label,
+            gender=good[clip_id][0].gender,
+            speaker_id=good[clip_id][0].speaker_id,
             split=clip_splits[clip_id],
-            transcript=transcripts[clip_id],
+            transcript=good[clip_id][2],
         )
-        for clip_id in sorted(clip_sources)
+        for clip_id in sorted(good)
     ]
-    indexed = {row.clip_id for row in rows}
-    unindexed_files = sum(clip_id not in indexed for clip_id in found.audio_files)
     corpus_index = CorpusIndex(
         records=records,
-        quarantine=sorted(quarantine.values(), key=lambda entry: entry.filename),
-        duplicate_rows=duplicate_rows,
-        total_rows=len(records) + len(quarantine),
-        unindexed_files=unindexed_files,
+        quarantine=sorted(collected, key=lambda entry: entry.filename),
+        duplicate_rows=plan.duplicate_rows,
+        total_rows=entries,
+        unindexed_files=len(found.audio_files) - indexed_audio_files,
         archives_scanned=found.archives_scanned,
+        num_quarantined=counter.count,
     )
     _log_summary(corpus_dir, corpus_index, split_strategy)
     return corpus_index
 
 
-def _merge_index_rows(
-    found: sources.CorpusFiles, quarantine: dict[str, QuarantineEntry]
-) -> tuple[list[index.IndexRow], int]:
-    """Parses every index file; returns the distinct rows (first wins) and the in-file duplicate count."""
-    rows: dict[str, index.IndexRow] = {}
-    duplicate_rows = 0
-    shared_rows = 0
-    total_lines = 0
+def _clip_source(found: sources.CorpusFiles, clip_id: str) -> str:
+    """The source of an indexed clip's audio file.
+
+    Raises:
+        labels.LabelError: With the quarantine reason if the file is missing, empty, too large or unusable.
+    """
+    audio_file = found.audio_files.get(clip_id)
+    if audio_file is None:
+        raise labels.LabelError(found.unusable_audio_files.get(clip_id, "missing file"))
+    size = audio_file.size if audio_file.size is not None else sources.source_size(audio_file.source)
+    if size is None:
+        raise labels.LabelError("missing file")
+    if size == 0:
+        raise labels.LabelError("empty file")
+    problem = sources.clip_size_problem(size, audio_file.compressed_size)
+    if problem is not None:
+        raise labels.LabelError(problem)
+    return audio_file.source
+
+
+def _iterate_index_rows(found: sources.CorpusFiles) -> Iterator[index.IndexRow | index.MalformedRow]:
+    """Streams the rows of every index file the first pass could read, in order."""
     for index_file in found.index_files:
-        parsed, malformed = index.parse_index_text(
-            index.decode_index_text(index_file.content), index_file.name
-        )
-        total_lines += len(parsed) + len(malformed)
-        for bad_row in malformed:
-            quarantine[bad_row.location] = QuarantineEntry(bad_row.location, bad_row.reason)
-        seen_in_file: set[str] = set()
-        for row in parsed:
-            if row.clip_id in seen_in_file:
-                duplicate_rows += 1
-                continue
-            seen_in_file.add(row.clip_id)
-            if row.clip_id in rows:
-                shared_rows += 1
-                if rows[row.clip_id].transcript != row.transcript:
-                    logger.warning(
-                        "%s is listed by %s and %s with different transcripts; keeping the first",
-                        row.clip_id,
-                        rows[row.clip_id].index_name,
-                        row.index_name,
+        with sources.open_index_file(index_file) as stream:
+            yield from index.parse_index_lines(index.iterate_text_lines(stream), index_file.name)
+
+
+def _plan_rows(found: sources.CorpusFiles) -> _RowPlan:
+    """First pass: finds the first row of each filename and the duplicate counts, 16 bytes per row.
+
+    A filename is known by a 64-bit hash of it, and a (file, filename) pair by another; a collision
+    among a corpus's rows is as likely as 1 in 10^7 for a million rows.
+    """
+    clip_hashes = array.array("Q")
+    pair_hashes = array.array("Q")
+    malformed_rows = 0
+    readable = []
+    for file_number, index_file in enumerate(found.index_files):
+        rows_before, malformed_before = len(clip_hashes), malformed_rows
+        try:
+            with sources.open_index_file(index_file) as stream:
+                for parsed in index.parse_index_lines(index.iterate_text_lines(stream), index_file.name):
+                    if isinstance(parsed, index.MalformedRow):
+                        malformed_rows += 1
+                        continue
+                    if (len(clip_hashes) + 1) % _PROGRESS_INTERVAL == 0:
+                        logger.info("Counted %d index rows", len(clip_hashes) + 1)
+                    clip_hash = _hash64(parsed.clip_id.encode("utf-8", errors="replace"))
+                    clip_hashes.append(clip_hash)
+                    pair_hashes.append(
+                        _hash64(clip_hash.to_bytes(8, "little") + file_number.to_bytes(4, "little"))
                     )
-                continue
-            rows[row.clip_id] = row
-        logger.info(
-            "Read %d rows from %s (%d distinct clips so far)", len(parsed), index_file.name, len(rows)
-        )
+        except sources.index_read_errors() as error:
+            logger.warning("Cannot read the index %s: %s", index_file.name, error)
+            found.broken_archives.append(sources.describe_unreadable_index(index_file, error))
+            malformed_rows = malformed_before
+            del clip_hashes[rows_before:]
+            del pair_hashes[rows_before:]
+            continue
+        readable.append(index_file)
+        logger.info("Read %d rows from %s", len(clip_hashes) - rows_before, index_file.name)
+    found.index_files = readable
+    num_rows = len(clip_hashes)
+    distinct_pairs = _count_distinct(pair_hashes)
+    del pair_hashes
+    first_occurrence = np.zeros(num_rows, dtype=bool)
+    if num_rows:
+        hashes = np.frombuffer(clip_hashes, dtype=np.uint64)
+        order = np.argsort(hashes, kind="stable")
+        sorted_hashes = hashes[order]
+        del hashes, clip_hashes
+        starts = np.ones(num_rows, dtype=bool)
+        np.not_equal(sorted_hashes[1:], sorted_hashes[:-1], out=starts[1:])
+        del sorted_hashes
+        first_occurrence[order[starts]] = True
+    distinct_clips = int(first_occurrence.sum())
+    duplicate_rows = num_rows - distinct_pairs
+    shared_rows = distinct_pairs - distinct_clips
     if duplicate_rows:
         logger.warning("%d duplicate index rows (same filename in one index) kept once", duplicate_rows)
     if shared_rows:
         logger.info("%d rows are listed by more than one index file", shared_rows)
-    logger.info("Read %d index rows from %d index files", total_lines, len(found.index_files))
-    return [rows[clip_id] for clip_id in sorted(rows)], duplicate_rows
+    logger.info(
+        "Read %d index rows from %d index files: %d distinct clips, %d malformed rows",
+        num_rows + malformed_rows,
+        len(found.index_files),
+        distinct_clips,
+        malformed_rows,
+    )
+    return _RowPlan(
+        first_occurrence=first_occurrence,
+        distinct_clips=distinct_clips,
+        malformed_rows=malformed_rows,
+        duplicate_rows=duplicate_rows,
+        shared_rows=shared_rows,
+    )
+
+
+def _count_distinct(values: array.array) -> int:
+    """Counts the distinct values of a 64-bit array, sorting one copy of it in place."""
+    if not values:
+        return 0
+    sorted_values = np.array(values, dtype=np.uint64)
+    sorted_values.sort()
+    return 1 + int(np.count_nonzero(sorted_values[1:] != sorted_values[:-1]))
+
+
+def _hash64(data: bytes) -> int:
+    """A 64-bit hash of some bytes, the same on every run and machine."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 def _log_summary(corpus_dir: str, corpus_index: CorpusIndex, split_strategy: str) -> None:
@@ -204,6 +355,6 @@ def _log_summary(corpus_dir: str, corpus_index: CorpusIndex, split_strategy: str
         ", ".join(f"{count} {name}" for name, count in split_counts.items()),
         len(speakers),
         split_strategy,
-        len(corpus_index.quarantine),
+        corpus_index.num_quarantined,
         corpus_index.unindexed_files,
     )

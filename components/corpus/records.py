@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 from components.corpus import csv_files
 
@@ -39,7 +40,7 @@ class ClipRecord:
 CLIP_INDEX_COLUMNS = tuple(field.name for field in dataclasses.fields(ClipRecord))
 
 
-def write_clip_index(path: str, records: list[ClipRecord]) -> None:
+def write_clip_index(path: str, records: Iterable[ClipRecord]) -> None:
     """Writes clip records as CSV with a header row of the ``ClipRecord`` field names.
 
     Args:
@@ -61,13 +62,41 @@ def read_clip_index(path: str) -> list[ClipRecord]:
     Raises:
         ValueError: If the header does not match the ``ClipRecord`` fields or a label is not an integer.
     """
-    records = []
-    for row in csv_files.read_csv(path, CLIP_INDEX_COLUMNS):
-        try:
-            label = int(row["label"])
-        except ValueError:
-            raise ValueError(
-                f"{path}: label {row['label']!r} of {row['clip_id']} is not an integer"
-            ) from None
-        records.append(ClipRecord(**{**row, "label": label}))
-    return records
+    return [_record_from_fields(row, path) for row in csv_files.iterate_csv(path, CLIP_INDEX_COLUMNS)]
+
+
+def check_clip_index_header(path: str) -> None:
+    """Checks that a file starts with the clip index header, reading its first line only.
+
+    Args:
+        path: Local path or filesystem URI of the file.
+
+    Raises:
+        ValueError: If the header does not match the ``ClipRecord`` fields.
+    """
+    next(iter(csv_files.iterate_csv(path, CLIP_INDEX_COLUMNS)), None)
+
+
+def parse_clip_line(line: str) -> ClipRecord:
+    """Parses one data line of the clip index, as ``beam.io.ReadFromText`` yields it.
+
+    Args:
+        line: The line.
+
+    Returns:
+        The record.
+
+    Raises:
+        ValueError: If the line does not hold every field or its label is not an integer.
+    """
+    fields = csv_files.parse_csv_line(line, len(CLIP_INDEX_COLUMNS))
+    return _record_from_fields(dict(zip(CLIP_INDEX_COLUMNS, fields, strict=True)), "clip index")
+
+
+def _record_from_fields(row: dict[str, str], where: str) -> ClipRecord:
+    """Builds a record from its fields by name, converting the label."""
+    try:
+        label = int(row["label"])
+    except ValueError:
+        raise ValueError(f"{where}: label {row['label']!r} of {row['clip_id']} is not an integer") from None
+    return ClipRecord(**{**row, "label": label})

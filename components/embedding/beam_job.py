@@ -77,6 +77,7 @@ class EmbedClipsDoFn(beam.DoFn):
         non_speech_rule: str,
         energy_threshold_dbfs: float,
         batch_patches: int,
+        max_clip_seconds: float | None = None,
     ):
         """Initialises the DoFn.
 
@@ -86,7 +87,14 @@ class EmbedClipsDoFn(beam.DoFn):
             non_speech_rule: A resolved rule: ``yamnet``, ``energy`` or ``none``.
             energy_threshold_dbfs: Threshold of the ``energy`` rule.
             batch_patches: Patches per YAMNet call.
+            max_clip_seconds: Clips longer than this are quarantined (``too long: ...``);
+                None accepts any length.
+
+        Raises:
+            ValueError: If ``max_clip_seconds`` is not positive.
         """
+        if max_clip_seconds is not None and not max_clip_seconds > 0:
+            raise ValueError(f"max_clip_seconds must be positive or None, got {max_clip_seconds!r}")
         super().__init__()
         self._yamnet_dir = yamnet_dir
         self._class_names = tuple(class_names)
@@ -94,6 +102,7 @@ class EmbedClipsDoFn(beam.DoFn):
         self._non_speech_rule = non_speech_rule
         self._energy_threshold_dbfs = energy_threshold_dbfs
         self._batch_patches = batch_patches
+        self._max_clip_seconds = max_clip_seconds
         self._embedder = None
         self._shared_embedder = shared.Shared()
         self._clips_embedded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "clips_embedded")
@@ -118,7 +127,7 @@ class EmbedClipsDoFn(beam.DoFn):
         waveforms: list[np.ndarray] = []
         for record in records:
             try:
-                waveforms.append(_decode_clip(record))
+                waveforms.append(decode_clip(record, self._max_clip_seconds))
                 decoded_records.append(record)
             except ClipError as error:
                 yield self._quarantine(record, error.reason)
@@ -192,22 +201,34 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def _decode_clip(record: corpus.ClipRecord) -> np.ndarray:
+def decode_clip(record: corpus.ClipRecord, max_clip_seconds: float | None = None) -> np.ndarray:
     """Reads and decodes one clip to a 16 kHz mono waveform.
+
+    Every failure is the clip's own: whatever reading or decoding raises,
+    running out of memory included, becomes a ``ClipError`` with a reason.
+
+    Args:
+        record: The clip.
+        max_clip_seconds: Clips longer than this are refused; None accepts any length.
+
+    Returns:
+        The waveform.
 
     Raises:
         ClipError: With a specific reason, for any clip that cannot be read or decoded.
     """
     try:
         encoded = corpus.read_clip_bytes(record.source)
+        waveform = audio.load_waveform(encoded, record.source, max_seconds=max_clip_seconds)
     except audio.AudioDecodeError as error:
         raise ClipError(error.reason) from error
+    except MemoryError as error:
+        raise ClipError("out of memory: reading or decoding the clip") from error
     except (OSError, tf.errors.OpError) as error:
         raise ClipError(f"unreadable: {_first_line(error)}") from error
-    try:
-        waveform = audio.load_waveform(encoded, record.source)
-    except audio.AudioDecodeError as error:
-        raise ClipError(error.reason) from error
+    except Exception as error:  # A decoder bug on one file must not sink the run: quarantine the clip.
+        logger.warning("Unexpected error decoding %s", record.source, exc_info=True)
+        raise ClipError(f"decoder error: {type(error).__name__}: {_first_line(error)}") from error
     if waveform.size == 0:
         raise ClipError("no samples")
     return waveform
@@ -223,16 +244,20 @@ def _write_summary(counts: Iterable[tuple[tuple[str, str, str], int]], path: str
         json.dump(summary, summary_file, indent=2, sort_keys=True)
 
 
-def _write_quarantine(entries: Iterable[corpus.QuarantineEntry], path: str) -> None:
-    """Writes every quarantined entry, sorted by filename."""
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    corpus.write_quarantine_csv(path, sorted(entries, key=lambda entry: entry.filename))
+def _parse_clip_line(line: str, split_names: Sequence[str]) -> corpus.ClipRecord:
+    """Parses one line of the clip index, checking its split."""
+    record = corpus.parse_clip_line(line)
+    if record.split not in split_names:
+        raise ValueError(
+            f"Clip {record.clip_id} is assigned to split {record.split!r}, not one of {split_names}"
+        )
+    return record
 
 
 def build_embedding_pipeline(
     pipeline: beam.Pipeline,
-    records: Sequence[corpus.ClipRecord],
-    index_quarantine: Sequence[corpus.QuarantineEntry],
+    clips_path: str,
+    index_quarantine_path: str,
     embed_clips: EmbedClipsDoFn,
     examples_uri: str,
     report_uri: str,
@@ -240,25 +265,30 @@ def build_embedding_pipeline(
 ) -> None:
     """Adds the embedding job to a Beam pipeline.
 
+    The clip index and the indexing step's quarantine are read from their
+    files by Beam sources, and the report is written by a Beam sink, so no
+    list of clips or of bad entries is ever held whole in memory, however
+    large the corpus. The report's rows come in no particular order.
+
     Args:
         pipeline: The Beam pipeline to add to.
-        records: The clips to embed.
-        index_quarantine: Entries quarantined while indexing, carried into the report.
+        clips_path: The clip index CSV (``write_clip_index``) of the clips to embed.
+        index_quarantine_path: The quarantine CSV of the indexing step, carried into the report.
         embed_clips: The configured DoFn.
         examples_uri: URI of the Examples artifact; each split goes to ``Split-<name>/``.
         report_uri: URI of the QuarantineReport artifact.
         split_names: Names of the splits to write.
 
     Raises:
-        ValueError: If a clip's split is not among ``split_names``.
+        ValueError: If the clip index's header is not the expected one. A clip assigned to a
+            split not among ``split_names`` fails the job.
     """
     split_names = tuple(split_names)
-    unknown_splits = sorted({record.split for record in records} - set(split_names))
-    if unknown_splits:
-        raise ValueError(f"Clips are assigned to splits {unknown_splits}, which are not among {split_names}")
+    corpus.check_clip_index_header(clips_path)
     outputs = (
         pipeline
-        | "CreateClips" >> beam.Create(list(records))
+        | "ReadClips" >> beam.io.ReadFromText(clips_path, skip_header_lines=1)
+        | "ParseClips" >> beam.Map(_parse_clip_line, split_names)
         | "SpreadClips" >> beam.Reshuffle()
         | "BatchClips"
         >> beam.BatchElements(min_batch_size=MIN_CLIPS_PER_BATCH, max_batch_size=MAX_CLIPS_PER_BATCH)
@@ -272,12 +302,20 @@ def build_embedding_pipeline(
             os.path.join(examples_uri, f"Split-{split_name}", EXAMPLES_FILE_PREFIX),
             compression_type=beam.io.filesystem.CompressionTypes.UNCOMPRESSED,
         )
-    index_entries = pipeline | "IndexQuarantine" >> beam.Create(list(index_quarantine))
+    index_lines = pipeline | "ReadIndexQuarantine" >> beam.io.ReadFromText(
+        index_quarantine_path, skip_header_lines=1
+    )
+    decode_lines = outputs[QUARANTINE_TAG] | "FormatQuarantine" >> beam.Map(corpus.format_quarantine_line)
     _ = (
-        (index_entries, outputs[QUARANTINE_TAG])
+        (index_lines, decode_lines)
         | "AllQuarantine" >> beam.Flatten()
-        | "QuarantineList" >> beam.combiners.ToList()
-        | "WriteQuarantine" >> beam.Map(_write_quarantine, os.path.join(report_uri, QUARANTINE_FILE))
+        | "WriteQuarantine"
+        >> beam.io.WriteToText(
+            os.path.join(report_uri, QUARANTINE_FILE),
+            num_shards=1,
+            shard_name_template="",
+            header=",".join(corpus.QUARANTINE_COLUMNS),
+        )
     )
     _ = (
         outputs[COUNTS_TAG]

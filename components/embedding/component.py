@@ -27,8 +27,8 @@ logger = logging.getLogger(__name__)
 SPLIT_NAMES = (features.TRAIN_SPLIT, features.EVAL_SPLIT)
 
 
-class TooManyBadClipsError(RuntimeError):
-    """Raised when the quarantined fraction of a corpus is over the run's limit."""
+# Raised when the quarantined fraction of a corpus is over the run's limit; indexing raises it too.
+TooManyBadClipsError = corpus.TooManyBadEntriesError
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -43,6 +43,7 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
     batch_patches: tfx.dsl.components.Parameter[int],
     max_bad_fraction: tfx.dsl.components.Parameter[float],
     quarantine_copy_path: tfx.dsl.components.Parameter[str] = "",
+    max_clip_seconds: tfx.dsl.components.Parameter[float] = 0.0,
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Decodes every clip, embeds it with YAMNet and writes one tf.Example per patch.
@@ -63,6 +64,8 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
         quarantine_copy_path: If set, the quarantine report is also copied
             here (``OUT/quarantine.csv`` locally), so that it outlives a run
             that stops: TFX removes a failed execution's outputs.
+        max_clip_seconds: Clips longer than this are quarantined (``too long: ...``);
+            0 accepts any length.
         beam_pipeline: The Beam pipeline TFX builds from ``beam_pipeline_args``.
 
     Raises:
@@ -70,20 +73,22 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
     """
     class_names = tuple(json.loads(class_names_json))
     yamnet_dir = yamnet_component.yamnet_saved_model_dir(yamnet_model.uri)
-    pretrained = bool(export.describe_weights(yamnet_dir).get("pretrained", False))
+    pretrained = export.describe_weights(yamnet_dir).pretrained
     rule = speech.resolve_rule(non_speech_rule, yamnet_is_pretrained=pretrained)
-    records = corpus.read_clip_index(os.path.join(clip_index.uri, corpus_component.CLIPS_FILE))
-    index_quarantine = corpus.read_quarantine_csv(
-        os.path.join(clip_index.uri, corpus_component.QUARANTINE_FILE)
-    )
+    clips_path = os.path.join(clip_index.uri, corpus_component.CLIPS_FILE)
+    index_quarantine_path = os.path.join(clip_index.uri, corpus_component.QUARANTINE_FILE)
     with tf.io.gfile.GFile(os.path.join(clip_index.uri, corpus_component.SUMMARY_FILE)) as summary_file:
         index_summary = json.load(summary_file)
+    unknown_splits = sorted(set(index_summary["clips_per_split"]) - set(SPLIT_NAMES))
+    if unknown_splits:
+        raise ValueError(f"Clips are assigned to splits {unknown_splits}, which are not among {SPLIT_NAMES}")
     logger.info(
-        "Embedding %d clips with YAMNet from %s (%s weights, non-speech rule %r)",
-        len(records),
+        "Embedding %d clips with YAMNet from %s (%s weights, non-speech rule %r, clips up to %s)",
+        index_summary["clips"],
         yamnet_dir,
         "pretrained" if pretrained else "OFFLINE untrained",
         rule,
+        f"{max_clip_seconds:g} s" if max_clip_seconds > 0 else "any length",
     )
     examples.split_names = artifact_utils.encode_split_names(list(SPLIT_NAMES))
     examples.set_string_custom_property(
@@ -95,32 +100,33 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
         non_speech_rule=rule,
         energy_threshold_dbfs=energy_threshold_dbfs,
         batch_patches=batch_patches,
+        max_clip_seconds=max_clip_seconds if max_clip_seconds > 0 else None,
     )
     with beam_pipeline as pipeline:
         beam_job.build_embedding_pipeline(
             pipeline,
-            records=records,
-            index_quarantine=index_quarantine,
+            clips_path=clips_path,
+            index_quarantine_path=index_quarantine_path,
             embed_clips=embed_clips,
             examples_uri=examples.uri,
             report_uri=quarantine_report.uri,
             split_names=SPLIT_NAMES,
         )
     report_path = os.path.join(quarantine_report.uri, beam_job.QUARANTINE_FILE)
-    quarantined = corpus.read_quarantine_csv(report_path)
+    quarantined = corpus.count_quarantine_csv(report_path)
     with tf.io.gfile.GFile(os.path.join(quarantine_report.uri, beam_job.SUMMARY_FILE)) as summary_file:
         embedding_summary = json.load(summary_file)
     good_clips = sum(sum(per_class.values()) for per_class in embedding_summary["clips"].values())
-    entries = index_summary["index_rows"] - index_summary["duplicate_rows"]
-    bad_fraction = len(quarantined) / entries if entries else 1.0
-    quarantine_report.set_int_custom_property("num_quarantined", len(quarantined))
+    entries = index_summary["index_rows"]
+    bad_fraction = quarantined / entries if entries else 1.0
+    quarantine_report.set_int_custom_property("num_quarantined", quarantined)
     quarantine_report.set_int_custom_property("num_good_clips", good_clips)
     quarantine_report.set_float_custom_property("bad_fraction", bad_fraction)
     examples.set_int_custom_property("num_clips", good_clips)
     logger.info(
         "Embedded %d good clips; %d of %d entries quarantined (%.1f%%), report at %s",
         good_clips,
-        len(quarantined),
+        quarantined,
         entries,
         100.0 * bad_fraction,
         report_path,
@@ -129,7 +135,7 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
         tf.io.gfile.makedirs(os.path.dirname(quarantine_copy_path) or ".")
         tf.io.gfile.copy(report_path, quarantine_copy_path, overwrite=True)
         report_path = quarantine_copy_path
-    check_bad_fraction(good_clips, len(quarantined), entries, max_bad_fraction, report_path)
+    check_bad_fraction(good_clips, quarantined, entries, max_bad_fraction, report_path)
 
 
 def check_bad_fraction(
@@ -140,7 +146,7 @@ def check_bad_fraction(
     Args:
         good_clips: Clips that reached the embeddings.
         quarantined: Entries set aside, from indexing and decoding.
-        entries: Distinct corpus entries (index rows less duplicates).
+        entries: Distinct corpus entries (duplicate index rows counted once).
         max_bad_fraction: The largest fraction of bad entries a run accepts.
         report_path: Where the quarantine report is, for the message.
 
@@ -154,7 +160,6 @@ def check_bad_fraction(
     bad_fraction = quarantined / entries if entries else 1.0
     if bad_fraction > max_bad_fraction:
         raise TooManyBadClipsError(
-            f"{quarantined} of {entries} corpus entries ({100.0 * bad_fraction:.1f}%) were quarantined, "
-            f"over the limit of {100.0 * max_bad_fraction:.1f}% (--max-bad-fraction). "
+            f"{corpus.too_many_bad_entries_message(quarantined, entries, max_bad_fraction)} "
             f"See the reasons in {report_path}"
         )

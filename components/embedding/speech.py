@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# YAMNet's class map puts Speech at index 0.
-YAMNET_SPEECH_CLASS_INDEX = 0
+from components.yamnet import params
 
 # Rules a run can choose from; "auto" is resolved by ``resolve_rule``.
 RULES = ("auto", "yamnet", "energy", "none")
@@ -63,7 +62,7 @@ def speech_patches(
     if patch_levels_dbfs.shape[0] != num_patches:
         raise ValueError(f"{num_patches} patches of scores but {patch_levels_dbfs.shape[0]} patch levels")
     if rule == "yamnet":
-        return np.argmax(scores, axis=1) == YAMNET_SPEECH_CLASS_INDEX
+        return np.argmax(scores, axis=1) == params.SPEECH_CLASS_INDEX
     if rule == "energy":
         return patch_levels_dbfs > energy_threshold_dbfs
     if rule == "none":

@@ -178,16 +178,23 @@ def predict_file(
 
     Raises:
         PredictionError: With a message for the user if the file cannot be read
-            or decoded, or the server does not answer.
+            or decoded (whatever the decoder raises, out of memory included), or
+            the server does not answer.
     """
     try:
         encoded = Path(path).read_bytes()
     except OSError as error:
         raise PredictionError(f"cannot read {path}: {error.strerror or error}") from error
+    except MemoryError as error:
+        raise PredictionError(f"cannot read {path}: out of memory") from error
     try:
         waveform = audio.load_waveform(encoded, Path(path).name, features.SAMPLE_RATE)
     except audio.AudioDecodeError as error:
         raise PredictionError(f"cannot decode {path}: {error.reason}") from error
+    except MemoryError as error:
+        raise PredictionError(f"cannot decode {path}: out of memory") from error
+    except Exception as error:  # Any other decoder failure is this file's, not the whole command's.
+        raise PredictionError(f"cannot decode {path}: {type(error).__name__}: {error}") from error
     if waveform.size == 0:
         raise PredictionError(f"cannot score {path}: it holds no audio samples")
     try:

@@ -3,7 +3,10 @@
 A served model lives in TF Serving's layout, ``<model_base_path>/<version>/``
 holding ``saved_model.pb`` and ``variables/``. ``ModelManager`` polls the base
 path and serves the highest integer version (TF Serving's default "latest"
-policy). A version directory is loaded only once it is complete
+policy); which directory names are versions is ``components.serving.versions``'s
+rule (a name that looks like a version but is not one is ignored with one
+warning), and a version is loaded from the directory whose name stands for it.
+A version directory is loaded only once it is complete
 (``saved_model.pb`` and ``variables/variables.index`` exist) and its files
 have not changed between two polls, so a directory still being written is
 never loaded. The new version is loaded before the old one is dropped, and a
@@ -11,6 +14,9 @@ request that already holds the old ``LoadedModel`` keeps using it until it
 finishes: Python's reference counting keeps the old model alive. A version
 that fails to load is logged and retried once its files change or after a
 back-off, while the previous version keeps serving.
+
+Complete here is a cheaper test than ``components.pusher.incomplete_reason``
+(file stats only, every poll, local files only), so the two are not shared.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +34,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import error_codes_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
+from components.serving import versions
+
 logger = logging.getLogger(__name__)
 
 SAVED_MODEL_FILENAME = "saved_model.pb"
@@ -37,8 +44,6 @@ SERVING_TAG = "serve"
 
 # Seconds before a version whose files have not changed is loaded again after a failure.
 DEFAULT_LOAD_RETRY_SECONDS = 30.0
-
-_VERSION_DIRECTORY_PATTERN = re.compile(r"[0-9]+")
 
 ModelVersionState = get_model_status_pb2.ModelVersionStatus.State
 
@@ -92,9 +97,17 @@ class _LoadFailure:
     failed_at: float
 
 
-def is_version_directory_name(name: str) -> bool:
-    """Returns whether a directory name is a model version (ASCII digits only, as TF Serving requires)."""
-    return _VERSION_DIRECTORY_PATTERN.fullmatch(name) is not None
+@dataclasses.dataclass(frozen=True)
+class _ScannedVersion:
+    """A version directory as one poll saw it.
+
+    Attributes:
+        path: The directory the version is loaded from.
+        fingerprint: Its files, or None while it is not complete.
+    """
+
+    path: Path
+    fingerprint: DirectoryFingerprint | None
 
 
 def fingerprint_version_directory(version_dir: Path) -> DirectoryFingerprint | None:
@@ -212,11 +225,12 @@ class ModelManager:
         self._current: LoadedModel | None = None
         self._statuses: dict[int, VersionStatus] = {}
         self._condition = threading.Condition()
-        self._previous_fingerprints: dict[int, DirectoryFingerprint | None] = {}
+        self._previous_scan: dict[int, _ScannedVersion] = {}
         self._load_failures: dict[int, _LoadFailure] = {}
         self._warned_missing_base_path = False
         self._warned_missing_current = False
         self._warned_no_versions = False
+        self._warned_ignored_names: set[str] = set()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -289,8 +303,8 @@ class ModelManager:
                 logger.exception("Polling %s failed; trying again at the next poll", self.model_base_path)
             self._stop_event.wait(self.poll_wait_seconds)
 
-    def _scan(self) -> dict[int, DirectoryFingerprint | None]:
-        """Returns each version directory's fingerprint (None if incomplete)."""
+    def _scan(self) -> dict[int, _ScannedVersion]:
+        """Returns each version's directory and fingerprint (None if incomplete)."""
         try:
             entries = list(os.scandir(self.model_base_path))
         except OSError as error:
@@ -299,11 +313,22 @@ class ModelManager:
                 self._warned_missing_base_path = True
             return {}
         self._warned_missing_base_path = False
-        fingerprints: dict[int, DirectoryFingerprint | None] = {}
-        for entry in entries:
-            if is_version_directory_name(entry.name) and entry.is_dir():
-                fingerprints[int(entry.name)] = fingerprint_version_directory(Path(entry.path))
-        return fingerprints
+        index = versions.index_versions(entry.name for entry in entries if entry.is_dir())
+        for name, reason in index.ignored.items():
+            if name not in self._warned_ignored_names:
+                logger.warning(
+                    "Ignoring directory %s under %s, no version of model %r: %s",
+                    name,
+                    self.model_base_path,
+                    self.model_name,
+                    reason,
+                )
+                self._warned_ignored_names.add(name)
+        scanned = {}
+        for version, name in index.names.items():
+            version_dir = self.model_base_path / name
+            scanned[version] = _ScannedVersion(version_dir, fingerprint_version_directory(version_dir))
+        return scanned
 
     def _is_backing_off(self, version: int, fingerprint: DirectoryFingerprint) -> bool:
         failure = self._load_failures.get(version)
@@ -320,21 +345,21 @@ class ModelManager:
         removed (a rollback). If it fails to load, the next lower candidate is
         tried, down to the served version.
         """
-        fingerprints = self._scan()
-        previous_fingerprints = self._previous_fingerprints
-        self._previous_fingerprints = fingerprints
+        scanned = self._scan()
+        previous_scan = self._previous_scan
+        self._previous_scan = scanned
         stable_versions = sorted(
             (
                 version
-                for version, fingerprint in fingerprints.items()
-                if fingerprint is not None
-                and previous_fingerprints.get(version) == fingerprint
-                and not self._is_backing_off(version, fingerprint)
+                for version, seen in scanned.items()
+                if seen.fingerprint is not None
+                and previous_scan.get(version) == seen
+                and not self._is_backing_off(version, seen.fingerprint)
             ),
             reverse=True,
         )
         current = self.current()
-        if current is None and not any(fingerprints.values()):
+        if current is None and all(seen.fingerprint is None for seen in scanned.values()):
             if not self._warned_no_versions:
                 logger.warning(
                     "No complete version of model %r under %s yet (expected <version>/saved_model.pb and "
@@ -345,7 +370,7 @@ class ModelManager:
                 self._warned_no_versions = True
         else:
             self._warned_no_versions = False
-        current_present = current is not None and current.version in fingerprints
+        current_present = current is not None and current.version in scanned
         if current is not None and not current_present and not self._warned_missing_current:
             logger.warning(
                 "The directory of served version %d of %r was removed; it keeps serving until another "
@@ -359,17 +384,16 @@ class ModelManager:
                 version == current.version or (version < current.version and current_present)
             ):
                 return
-            fingerprint = fingerprints[version]
-            if fingerprint is not None and self._load(version, fingerprint):
+            seen = scanned[version]
+            if seen.fingerprint is not None and self._load(version, seen.path, seen.fingerprint):
                 return
 
     def _set_status(self, status: VersionStatus) -> None:
         with self._condition:
             self._statuses[status.version] = status
 
-    def _load(self, version: int, fingerprint: DirectoryFingerprint) -> bool:
+    def _load(self, version: int, version_dir: Path, fingerprint: DirectoryFingerprint) -> bool:
         """Loads a version and makes it the served one; returns whether it loaded."""
-        version_dir = self.model_base_path / str(version)
         logger.info("Loading version %d of model %r from %s", version, self.model_name, version_dir)
         self._set_status(VersionStatus(version, ModelVersionState.LOADING))
         started = time.perf_counter()

@@ -6,6 +6,9 @@ plain files from EmbeddingGen, gzipped ones (``.gz``, the ExampleGen
 convention) read as well.
 The Trainer only needs the embedding and the label of each patch; clip-level
 evaluation also needs the clip id and the clip's accent.
+
+The Trainer reads with this module, not ``fn_args.data_accessor``: TFX's TFXIO reader gave markedly
+fewer batches per second on the same files, plain or gzipped, with or without a dense schema (issue #13).
 """
 
 from __future__ import annotations
@@ -79,7 +82,11 @@ def resolve_files(file_patterns: str | Iterable[str]) -> list[str]:
 
 
 def _compression_type(path: str) -> str:
-    """Returns the TFRecord compression of a file, from its name: ``GZIP`` for ``.gz``, else none."""
+    """Returns the TFRecord compression of a file, from its name: ``GZIP`` for ``.gz``, else none.
+
+    The rule of tfx_bsl's ``detect_compression_type``, applied per file, because that one refuses a
+    split that mixes plain and gzipped files, which this reader accepts.
+    """
     return "GZIP" if path.endswith(".gz") else ""
 
 

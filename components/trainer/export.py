@@ -5,7 +5,11 @@ The SavedModel has two explicit signatures:
 * ``serving_default`` takes one raw 16 kHz mono waveform of any length, runs
   YAMNet on it, classifies each 0.96 s patch, and returns the clip-level class
   probabilities (mean over speech patches), the top accent's name and the
-  per-patch probabilities. Clients send audio and nothing else.
+  per-patch probabilities. Clients send audio and nothing else. The signature
+  itself refuses a waveform with a NaN or infinite sample, or a sample outside
+  ``[-MAX_ABS_AMPLITUDE, MAX_ABS_AMPLITUDE]`` (full scale, 1.0, plus
+  ``AMPLITUDE_TOLERANCE``), with ``InvalidArgumentError``: TF Serving and the
+  project's server both answer INVALID_ARGUMENT instead of a wrong accent.
 * ``from_examples`` takes serialized per-patch tf.Examples and returns the
   classifier's probabilities; TFMA uses it in the Evaluator.
 
@@ -24,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from components import features
+from components.yamnet import contract
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +36,47 @@ logger = logging.getLogger(__name__)
 CLASS_NAMES_FILENAME = "class_names.json"
 ASSETS_EXTRA_DIRNAME = "assets.extra"
 
+# Waveforms are float samples in [-1, 1]. The tolerance admits the rounding of format conversions
+# (a 16-bit sample of -32768 scaled by 1/32767 is -1.00003) and nothing a real recording gives: a
+# client whose resampler overshoots full scale must clip to [-1, 1], as the project's client does.
+AMPLITUDE_TOLERANCE = 1e-3
+MAX_ABS_AMPLITUDE = 1.0 + AMPLITUDE_TOLERANCE
+
+NON_FINITE_MESSAGE = "waveform has NaN or Inf samples; send finite float samples in [-1, 1]"
+AMPLITUDE_MESSAGE = (
+    f"waveform has samples outside [-1, 1] (beyond the tolerance of {AMPLITUDE_TOLERANCE:g}); "
+    "send float samples in [-1, 1] (clip or rescale them). Largest |sample|:"
+)
+
+
+def check_waveform(waveform: tf.Tensor) -> tf.Tensor:
+    """Returns the waveform once it is known to be finite and within full scale.
+
+    Runs inside the serving signature, so every server of the SavedModel refuses
+    bad audio alike.
+
+    Args:
+        waveform: float32 ``[num_samples]``.
+
+    Returns:
+        ``waveform``, with the checks as control dependencies.
+
+    Raises:
+        tf.errors.InvalidArgumentError: When run on a waveform with a NaN or
+            infinite sample, or a sample whose magnitude exceeds ``MAX_ABS_AMPLITUDE``.
+    """
+    finite = tf.debugging.assert_all_finite(waveform, NON_FINITE_MESSAGE)
+    largest = tf.reduce_max(tf.abs(finite))
+    in_range = tf.debugging.Assert(largest <= MAX_ABS_AMPLITUDE, [AMPLITUDE_MESSAGE, largest], summarize=1)
+    with tf.control_dependencies([in_range]):
+        return tf.identity(finite)
+
 
 class AccentServingModule(tf.Module):
     """The served model: YAMNet embeddings followed by the accent classifier.
 
     Attributes:
-        yamnet: The loaded YAMNet SavedModel (``yamnet(waveform) -> (scores, embeddings, log_mel)``).
+        yamnet: The loaded YAMNet SavedModel, tuple or dict form (see ``contract.call_yamnet``).
         classifier: The trained Keras classifier of 1024-d embeddings.
         class_names: String variable of the class names, in id order.
     """
@@ -45,7 +85,8 @@ class AccentServingModule(tf.Module):
         """Wraps YAMNet and the classifier.
 
         Args:
-            yamnet: A loaded SavedModel honouring the TF Hub YAMNet call contract.
+            yamnet: A loaded YAMNet SavedModel: ``yamnet(waveform)`` returns the TF Hub tuple
+                ``(scores, embeddings, log_mel)`` or the official export's dict (``contract.call_yamnet``).
             classifier: A Keras model mapping ``[batch, 1024]`` embeddings to ``[batch, num_classes]``
                 probabilities.
             class_names: The label vocabulary, in id order; its length is the classifier's output size.
@@ -62,11 +103,7 @@ class AccentServingModule(tf.Module):
             list(class_names), trainable=False, dtype=tf.string, name="class_names"
         )
         self._num_classes = len(class_names)
-        self._not_speech_id = (
-            list(class_names).index(features.NOT_SPEECH_CLASS_NAME)
-            if features.NOT_SPEECH_CLASS_NAME in class_names
-            else -1
-        )
+        self._not_speech_id = features.not_speech_class_id(class_names)
 
     def classify_embeddings(self, embeddings: tf.Tensor) -> tf.Tensor:
         """Returns the classifier's probabilities of a batch of embeddings.
@@ -114,8 +151,12 @@ class AccentServingModule(tf.Module):
         Returns:
             ``class_probabilities`` float32 ``[num_classes]``, ``accent`` string scalar and
             ``patch_probabilities`` float32 ``[num_patches, num_classes]``.
+
+        Raises:
+            tf.errors.InvalidArgumentError: If a sample is NaN, infinite or beyond
+                ``MAX_ABS_AMPLITUDE`` (see ``check_waveform``).
         """
-        _, embeddings, _ = self.yamnet(waveform)
+        _, embeddings, _ = contract.call_yamnet(self.yamnet, check_waveform(waveform))
         patch_probabilities = self.classify_embeddings(embeddings)
         class_probabilities = tf.ensure_shape(
             self.clip_probabilities(patch_probabilities), [self._num_classes]
@@ -154,7 +195,7 @@ def export_serving_model(
 
     Args:
         classifier: The trained classifier of 1024-d embeddings.
-        yamnet_path: Directory of a YAMNet SavedModel with the TF Hub call contract.
+        yamnet_path: Directory of a YAMNet SavedModel, tuple or dict form (``contract.call_yamnet``).
         class_names: The label vocabulary, in id order.
         output_dir: Where to write the SavedModel (``FnArgs.serving_model_dir``).
 
@@ -186,8 +227,8 @@ def export_serving_model(
     return output_dir
 
 
-def read_class_names(saved_model_dir: str | pathlib.Path) -> list[str]:
-    """Reads the class names written beside an exported served model.
+def read_served_class_names(saved_model_dir: str | pathlib.Path) -> list[str]:
+    """Reads the class names written beside an exported served model (``assets.extra/class_names.json``).
 
     Args:
         saved_model_dir: Directory written by ``export_serving_model``.

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components import features
+from components import clip_accuracy, features
 from components.trainer import data, export
 from pipeline import configs
 
@@ -204,63 +204,6 @@ def parse_custom_config(custom_config: Mapping[str, Any] | None) -> dict[str, An
     return settings
 
 
-def clip_accuracy(
-    patch_probabilities: np.ndarray,
-    labels: np.ndarray,
-    clip_ids: Sequence[bytes | str] | np.ndarray,
-    accents: Sequence[bytes | str] | np.ndarray,
-    class_names: Sequence[str],
-) -> dict[str, float | int]:
-    """Computes clip-level accuracy from per-patch predictions.
-
-    For each clip, the probabilities of its speech patches (label is not "Not
-    a speech") are averaged and the argmax is compared with the clip's accent.
-    Clips without a speech patch, or whose accent is not a class name, are
-    skipped and counted.
-
-    Args:
-        patch_probabilities: float ``[num_patches, num_classes]``.
-        labels: int ``[num_patches]`` label ids.
-        clip_ids: ``[num_patches]`` clip id of each patch.
-        accents: ``[num_patches]`` accent name of each patch's clip.
-        class_names: The label vocabulary, in id order.
-
-    Returns:
-        ``clip_accuracy`` (NaN when no clip is scored), ``num_clips`` scored and
-        ``num_skipped_clips``.
-    """
-    not_speech_id = (
-        list(class_names).index(features.NOT_SPEECH_CLASS_NAME)
-        if features.NOT_SPEECH_CLASS_NAME in class_names
-        else -1
-    )
-    sums: dict[str, np.ndarray] = {}
-    clip_accents: dict[str, str] = {}
-    all_clips: set[str] = set()
-    for probabilities, label, clip_id, accent in zip(
-        patch_probabilities, labels, clip_ids, accents, strict=True
-    ):
-        clip_key = clip_id.decode() if isinstance(clip_id, bytes) else str(clip_id)
-        all_clips.add(clip_key)
-        if int(label) == not_speech_id:
-            continue
-        sums[clip_key] = sums.get(clip_key, 0.0) + probabilities
-        clip_accents[clip_key] = accent.decode() if isinstance(accent, bytes) else str(accent)
-    correct = 0
-    scored = 0
-    for clip_key, probability_sum in sums.items():
-        accent = clip_accents[clip_key]
-        if accent not in class_names:
-            continue
-        scored += 1
-        correct += int(int(np.argmax(probability_sum)) == list(class_names).index(accent))
-    return {
-        "clip_accuracy": correct / scored if scored else float("nan"),
-        "num_clips": scored,
-        "num_skipped_clips": len(all_clips) - scored,
-    }
-
-
 def _write_clip_metrics(
     classifier: keras.Model,
     eval_files: Sequence[str],
@@ -268,18 +211,18 @@ def _write_clip_metrics(
     batch_size: int,
     model_run_dir: str,
 ) -> dict[str, float | int]:
-    """Computes clip-level accuracy on the eval split and writes it to model_run_dir."""
+    """Computes clip-level accuracy (``clip_accuracy``) on the eval split and writes it to model_run_dir."""
     patches = data.read_clip_patches(eval_files)
     patch_probabilities = classifier.predict(
         patches[features.EMBEDDING_KEY], batch_size=batch_size, verbose=0
     )
-    metrics = clip_accuracy(
+    metrics = clip_accuracy.clip_accuracy(
         patch_probabilities,
         patches[features.LABEL_KEY],
         patches[features.CLIP_ID_KEY],
         patches[features.ACCENT_KEY],
         class_names,
-    )
+    ).to_json_dict()
     tf.io.gfile.makedirs(model_run_dir)
     with tf.io.gfile.GFile(f"{model_run_dir.rstrip('/')}/{CLIP_METRICS_FILENAME}", "w") as metrics_file:
         metrics_file.write(json.dumps(metrics, indent=2) + "\n")

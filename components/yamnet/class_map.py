@@ -38,7 +38,7 @@ def write_offline_class_map(path: str | os.PathLike) -> None:
             writer.writerow([index, placeholder, f"{placeholder} (untrained offline weights)"])
 
 
-def read_class_names(path: str | os.PathLike | bytes) -> list[str]:
+def read_display_names(path: str | os.PathLike | bytes) -> list[str]:
     """Reads the display names of a YAMNet class map, in index order.
 
     Args:

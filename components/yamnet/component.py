@@ -12,6 +12,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
 from components.yamnet import export, handle
+from components.yamnet import weights as yamnet_weights
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +44,9 @@ def YamnetModelGen(  # noqa: N802 - TFX components are named like classes.
     destination_dir = yamnet_saved_model_dir(model.uri)
     logger.info("Copying YAMNet from %s (handle %r) to %s", source_dir, yamnet_handle, destination_dir)
     io_utils.copy_dir(source_dir, destination_dir)
-    weights = export.describe_weights(destination_dir)
+    weights_info = export.describe_weights(destination_dir)
     model.set_string_custom_property("yamnet_handle", yamnet_handle)
-    model.set_string_custom_property("weights_source", str(weights.get("source", "unknown")))
-    model.set_int_custom_property("pretrained", int(bool(weights.get("pretrained", False))))
-    if not weights.get("pretrained", False):
-        logger.warning(
-            "YAMNet weights are OFFLINE: untrained, deterministic and calibrated for plumbing. "
-            "Their class names beyond Speech are placeholders and their top class says nothing "
-            "about speech; accuracy numbers from this run say nothing about real accents."
-        )
+    model.set_string_custom_property("weights_source", weights_info.source)
+    model.set_int_custom_property("pretrained", int(weights_info.pretrained))
+    if not weights_info.pretrained:
+        yamnet_weights.warn_offline_weights(f"{weights_info.describe()}, handle {yamnet_handle!r}")

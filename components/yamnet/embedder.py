@@ -5,7 +5,8 @@ the clips of a call go through the front end together, in one graph call
 (``frontend.batch_log_mel_patches``: YAMNet's fixed signal processing, the
 code the export also uses), and their patches reach the network in batches of
 up to ``batch_patches``, because throughput depends on batching. With the real Hub model, which has no
-such function, the model runs once per clip. Both give the same numbers as
+such function, or with a dict-form YAMNet (``contract.call_yamnet`` reads
+both forms), the model runs once per clip. Both give the same numbers as
 calling ``model(waveform)`` on each clip.
 
 Beware offline weights: they are untrained, so ``top_class_is_speech`` means
@@ -21,12 +22,12 @@ import logging
 import os
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from components.yamnet import export, frontend, handle, network, params
+from components.yamnet import contract, export, frontend, network, params
+from components.yamnet import weights as yamnet_weights
 from pipeline import configs
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class YamnetEmbedder:
             raise ValueError(f"batch_patches must be >= 1, got {batch_patches}")
         self.saved_model_dir = os.fspath(saved_model_dir)
         self.batch_patches = batch_patches
-        self.weights_info: dict[str, Any] = export.describe_weights(saved_model_dir)
+        self.weights_info: export.WeightsInfo = export.describe_weights(saved_model_dir)
         self._model = tf.saved_model.load(self.saved_model_dir)
         self._batch_log_mel_patches = tf.function(
             frontend.batch_log_mel_patches,
@@ -140,13 +141,8 @@ class YamnetEmbedder:
         self.batched = hasattr(self._model, export.EMBED_PATCHES_FUNCTION) and hasattr(
             self._model, export.LOG_MEL_PATCHES_FUNCTION
         )
-        if not self.pretrained:
-            logger.warning(
-                "YAMNet at %s has OFFLINE (untrained) weights %s: embeddings are calibrated random features "
-                "and the top class says nothing about speech",
-                self.saved_model_dir,
-                self.weights_info,
-            )
+        if not self.weights_info.pretrained:
+            yamnet_weights.warn_offline_weights(f"{self.weights_info.describe()}, at {self.saved_model_dir}")
         logger.info(
             "YAMNet embedder on %s (%s, batches of up to %d patches)",
             self.saved_model_dir,
@@ -159,26 +155,10 @@ class YamnetEmbedder:
         self._model = None
         self._batch_log_mel_patches = None
 
-    @classmethod
-    def from_handle(
-        cls,
-        yamnet_handle: str,
-        offline_cache_dir: str | os.PathLike | None = None,
-        batch_patches: int = configs.EMBEDDING_BATCH_PATCHES,
-        seed: int = configs.OFFLINE_YAMNET_SEED,
-    ) -> YamnetEmbedder:
-        """Builds an embedder from any YAMNet handle (see ``handle.resolve_yamnet_handle``)."""
-        saved_model_dir = handle.resolve_yamnet_handle(yamnet_handle, offline_cache_dir, seed)
-        return cls(saved_model_dir, batch_patches=batch_patches)
-
     @property
     def pretrained(self) -> bool:
         """Whether the weights are real, trained YAMNet weights (False for offline weights)."""
-        return bool(self.weights_info.get("pretrained", False))
-
-    def embed_waveform(self, waveform: np.ndarray) -> ClipEmbedding:
-        """Embeds one clip (see ``embed_waveforms``)."""
-        return self.embed_waveforms([waveform])[0]
+        return self.weights_info.pretrained
 
     def embed_waveforms(self, waveforms: Sequence[np.ndarray]) -> list[ClipEmbedding]:
         """Embeds clips, batching their patches together when the model allows it.
@@ -216,7 +196,7 @@ class YamnetEmbedder:
         scores: list[np.ndarray] = []
         embeddings: list[np.ndarray] = []
         for clip in clips:
-            clip_scores, clip_embeddings, _ = self._model(tf.constant(clip))
+            clip_scores, clip_embeddings, _ = contract.call_yamnet(self._model, tf.constant(clip))
             scores.append(clip_scores.numpy().astype(np.float32))
             embeddings.append(clip_embeddings.numpy().astype(np.float32))
         return scores, embeddings

@@ -1,11 +1,14 @@
-"""Turns the pipeline's YAMNet handle into a local SavedModel directory.
+"""Turns the pipeline's YAMNet handle into a SavedModel directory.
 
 The handle is one of:
 
 * a TF Hub or Kaggle URL (default ``https://tfhub.dev/google/yamnet/1``),
   fetched with ``tensorflow_hub.resolve``, which caches under ``TFHUB_CACHE_DIR``;
+  with ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED`` it resolves to the model's
+  remote ``gs://`` directory instead, which is used in place;
 * a local SavedModel directory (e.g. a copy of the Hub model, or the output of
-  ``accent-pipeline export-yamnet --weights yamnet.h5``);
+  ``accent-pipeline export-yamnet --weights yamnet.h5 --class-map yamnet_class_map.csv``), or a remote one
+  (``gs://``, ``s3://``, ...: any URI ``tf.io.gfile`` opens);
 * ``"offline"``: seeded, calibrated, UNTRAINED weights exported on first use
   into a cache directory. They are for plumbing only.
 
@@ -34,8 +37,8 @@ from pipeline import configs
 
 logger = logging.getLogger(__name__)
 
-OFFLINE_HANDLE = "offline"
 URL_SCHEMES = ("http", "https")
+LOCAL_SCHEMES = ("", "file")
 
 # How long the reachability check of a URL handle may take.
 REACHABILITY_TIMEOUT_SECONDS = 4.0
@@ -44,8 +47,14 @@ REACHABILITY_TIMEOUT_SECONDS = 4.0
 DEFAULT_OFFLINE_CACHE_DIRNAME = "accent-pipeline-yamnet"
 
 
+# What a handle may be, for the messages of YamnetHandleError.
+HANDLE_KINDS = (
+    f"a TF Hub/Kaggle URL, a SavedModel directory, or {yamnet_weights.OFFLINE_WEIGHTS!r} (untrained weights)"
+)
+
+
 class YamnetHandleError(RuntimeError):
-    """Raised when a YAMNet handle cannot be turned into a local SavedModel."""
+    """Raised when a YAMNet handle cannot be turned into a SavedModel directory."""
 
 
 def _remedies(handle: str) -> str:
@@ -53,10 +62,11 @@ def _remedies(handle: str) -> str:
         f"Remedies: (a) run with internet access, or populate TFHUB_CACHE_DIR with the model of {handle!r} "
         "(tensorflow_hub caches it there on a machine that can reach it); "
         "(b) download YAMNet elsewhere (the TF Hub / Kaggle SavedModel) and pass the local SavedModel "
-        "directory as the handle, or run `accent-pipeline export-yamnet --output DIR --weights yamnet.h5` "
-        "with yamnet.h5 from tensorflow/models (research/audioset/yamnet) and pass DIR; "
-        "(c) pass `offline` as the handle for plumbing only: seeded, UNTRAINED weights whose embeddings "
-        "carry no accent information learned from audio."
+        "directory as the handle, or run `accent-pipeline export-yamnet --output DIR --weights yamnet.h5 "
+        "--class-map yamnet_class_map.csv` with both files from tensorflow/models (research/audioset/yamnet) "
+        "and pass DIR; "
+        f"(c) pass `{yamnet_weights.OFFLINE_WEIGHTS}` as the handle for plumbing only: seeded, UNTRAINED "
+        "weights whose embeddings carry no accent information learned from audio."
     )
 
 
@@ -65,11 +75,22 @@ def is_url(handle: str) -> bool:
     return urllib.parse.urlparse(handle).scheme in URL_SCHEMES
 
 
+def is_remote_uri(handle: str | os.PathLike) -> bool:
+    """Returns whether a handle is a remote file-system URI (``gs://``, ``s3://``, ...), not http(s).
+
+    Such a URI is opened with ``tf.io.gfile``; ``pathlib`` would mangle it
+    (``gs://bucket`` becomes ``gs:/bucket``).
+    """
+    text = os.fspath(handle)
+    scheme = urllib.parse.urlparse(text).scheme
+    return "://" in text and scheme not in LOCAL_SCHEMES and scheme not in URL_SCHEMES
+
+
 def is_saved_model_dir(path: str | os.PathLike) -> bool:
-    """Returns whether a path is a directory holding a SavedModel."""
-    directory = pathlib.Path(path)
-    return directory.is_dir() and (
-        (directory / "saved_model.pb").is_file() or (directory / "saved_model.pbtxt").is_file()
+    """Returns whether a path, local or a remote URI ``tf.io.gfile`` opens, is a SavedModel directory."""
+    directory = os.fspath(path).rstrip("/") or "/"
+    return tf.io.gfile.isdir(directory) and any(
+        tf.io.gfile.exists(f"{directory}/{filename}") for filename in ("saved_model.pb", "saved_model.pbtxt")
     )
 
 
@@ -135,7 +156,7 @@ def check_reachable(url: str, timeout_seconds: float = REACHABILITY_TIMEOUT_SECO
         raise YamnetHandleError(f"Cannot reach YAMNet handle {url!r}: {error}. {_remedies(url)}") from error
 
 
-def _resolve_url(handle: str) -> pathlib.Path:
+def _resolve_url(handle: str) -> pathlib.Path | str:
     cached = hub_cache_dir_for(handle)
     if is_saved_model_dir(cached):
         logger.info("YAMNet %s found in the TF Hub cache at %s", handle, cached)
@@ -145,11 +166,13 @@ def _resolve_url(handle: str) -> pathlib.Path:
 
     logger.info("Resolving YAMNet handle %s with tensorflow_hub", handle)
     try:
-        resolved = pathlib.Path(hub.resolve(handle))
+        resolved_text = os.fspath(hub.resolve(handle))
     except Exception as error:
         raise YamnetHandleError(
             f"tensorflow_hub could not fetch YAMNet handle {handle!r}: {error}. {_remedies(handle)}"
         ) from error
+    # TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED resolves to the model's gs:// directory, read in place.
+    resolved = resolved_text if is_remote_uri(resolved_text) else pathlib.Path(resolved_text)
     if not is_saved_model_dir(resolved):
         raise YamnetHandleError(
             f"YAMNet handle {handle!r} resolved to {resolved}, which is not a SavedModel directory. "
@@ -158,23 +181,37 @@ def _resolve_url(handle: str) -> pathlib.Path:
     return resolved
 
 
+def _resolve_remote(handle: str) -> str:
+    if not tf.io.gfile.exists(handle):
+        raise YamnetHandleError(
+            f"YAMNet handle {handle!r} does not exist (checked with tf.io.gfile). Pass {HANDLE_KINDS}."
+        )
+    if not is_saved_model_dir(handle):
+        raise YamnetHandleError(
+            f"YAMNet handle {handle!r} is not a SavedModel directory (no saved_model.pb in it). "
+            f"Pass the directory that holds saved_model.pb, or {HANDLE_KINDS}."
+        )
+    return handle
+
+
 def _resolve_local(handle: str) -> pathlib.Path:
     path = pathlib.Path(handle.removeprefix("file://")).expanduser()
     if not path.exists():
         raise YamnetHandleError(
-            f"YAMNet handle {handle!r} is neither a URL nor {OFFLINE_HANDLE!r}, "
-            "and no such local path exists. "
-            "Pass a TF Hub/Kaggle URL, a local SavedModel directory, or 'offline' (untrained weights)."
+            f"YAMNet handle {handle!r} is neither a URL nor {yamnet_weights.OFFLINE_WEIGHTS!r}, "
+            f"and no such local path exists. Pass {HANDLE_KINDS}."
         )
     if path.is_file() and path.suffix == ".h5":
         raise YamnetHandleError(
             f"YAMNet handle {handle!r} is an h5 weights file, not a SavedModel directory: run "
-            f"`accent-pipeline export-yamnet --output DIR --weights {handle}` and pass DIR as the handle."
+            f"`accent-pipeline export-yamnet --output DIR --weights {handle} "
+            "--class-map yamnet_class_map.csv` (the class map from tensorflow/models, "
+            "research/audioset/yamnet) and pass DIR as the handle."
         )
     if not is_saved_model_dir(path):
         raise YamnetHandleError(
             f"YAMNet handle {handle!r} is not a SavedModel directory (no saved_model.pb in it). "
-            "Pass the directory that holds saved_model.pb, a TF Hub/Kaggle URL, or 'offline'."
+            f"Pass the directory that holds saved_model.pb, or {HANDLE_KINDS}."
         )
     return path.resolve()
 
@@ -200,9 +237,10 @@ def _is_offline_export(directory: pathlib.Path, seed: int) -> bool:
         return False
     info = export.describe_weights(directory)
     return (
-        info.get("source") == "offline"
-        and info.get("seed") == seed
-        and info.get("offline_weights_version") == yamnet_weights.OFFLINE_WEIGHTS_VERSION
+        info.source == export.SOURCE_OFFLINE
+        and info.seed == seed
+        and info.offline_weights_version == yamnet_weights.OFFLINE_WEIGHTS_VERSION
+        and info.export_version == export.EXPORT_VERSION
     )
 
 
@@ -210,12 +248,12 @@ def _resolve_offline(offline_cache_dir: str | os.PathLike | None, seed: int) -> 
     target = offline_model_dir(offline_cache_dir, seed)
     if not _is_offline_export(target, seed):
         if target.exists():
-            logger.info("Replacing the incomplete offline YAMNet export at %s", target)
+            logger.info("Replacing the incomplete or outdated offline YAMNet export at %s", target)
             shutil.rmtree(target, ignore_errors=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = pathlib.Path(tempfile.mkdtemp(prefix=target.name + ".staging-", dir=target.parent))
         try:
-            export.export_yamnet(staging, weights=OFFLINE_HANDLE, seed=seed)
+            export.export_yamnet(staging, weights=yamnet_weights.OFFLINE_WEIGHTS, seed=seed)
             try:
                 os.rename(staging, target)
             except OSError:
@@ -224,12 +262,7 @@ def _resolve_offline(offline_cache_dir: str | os.PathLike | None, seed: int) -> 
                 logger.info("Another process exported offline YAMNet to %s first; using it", target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    logger.warning(
-        "Using OFFLINE (untrained) YAMNet weights, seed %d, at %s: plumbing only; embeddings are calibrated "
-        "random features and the top class says nothing about speech",
-        seed,
-        target,
-    )
+    yamnet_weights.warn_offline_weights(f"seed {seed}, at {target}")
     return target
 
 
@@ -237,12 +270,13 @@ def resolve_yamnet_handle(
     handle: str,
     offline_cache_dir: str | os.PathLike | None = None,
     seed: int = configs.OFFLINE_YAMNET_SEED,
-) -> pathlib.Path:
-    """Returns a local SavedModel directory for a YAMNet handle.
+) -> pathlib.Path | str:
+    """Returns the SavedModel directory of a YAMNet handle.
 
     Args:
         handle: A TF Hub or Kaggle URL (e.g. ``https://tfhub.dev/google/yamnet/1``),
-            a local SavedModel directory, or ``"offline"`` for seeded, calibrated,
+            a local SavedModel directory, a remote one (a URI ``tf.io.gfile``
+            opens, such as ``gs://bucket/yamnet``), or ``"offline"`` for seeded, calibrated,
             UNTRAINED weights (plumbing only: their top class says nothing about
             speech and their embeddings were learned from nothing).
         offline_cache_dir: Where offline exports are cached (a subdirectory per
@@ -250,36 +284,21 @@ def resolve_yamnet_handle(
         seed: Seed of the offline weights.
 
     Returns:
-        The SavedModel directory.
+        The SavedModel directory: a ``pathlib.Path`` when local, the URI string
+        when remote (a remote handle, or a URL that ``tensorflow_hub.resolve``
+        turns into a ``gs://`` directory under ``TFHUB_MODEL_LOAD_FORMAT=UNCOMPRESSED``).
 
     Raises:
         YamnetHandleError: If a URL cannot be reached or fetched (within a few
-            seconds when the model is not cached), or a local path is missing or
+            seconds when the model is not cached), or a path is missing or
             not a SavedModel. The message names the remedies.
     """
     if not handle:
         raise YamnetHandleError("The YAMNet handle is empty. " + _remedies(configs.YAMNET_HANDLE))
-    if handle == OFFLINE_HANDLE:
+    if handle == yamnet_weights.OFFLINE_WEIGHTS:
         return _resolve_offline(offline_cache_dir, seed)
     if is_url(handle):
         return _resolve_url(handle)
+    if is_remote_uri(handle):
+        return _resolve_remote(handle)
     return _resolve_local(handle)
-
-
-def load_yamnet(
-    handle_or_dir: str | os.PathLike,
-    offline_cache_dir: str | os.PathLike | None = None,
-    seed: int = configs.OFFLINE_YAMNET_SEED,
-) -> tf.Module:
-    """Resolves a YAMNet handle and loads the SavedModel.
-
-    Args:
-        handle_or_dir: Anything ``resolve_yamnet_handle`` accepts.
-        offline_cache_dir: See ``resolve_yamnet_handle``.
-        seed: Seed of the offline weights.
-
-    Returns:
-        The loaded object: ``model(waveform) -> (scores, embeddings, log_mel_spectrogram)``.
-    """
-    saved_model_dir = resolve_yamnet_handle(os.fspath(handle_or_dir), offline_cache_dir, seed)
-    return tf.saved_model.load(str(saved_model_dir))

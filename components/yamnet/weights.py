@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import h5py
 import keras
 import numpy as np
 import tensorflow as tf
 
-from components.yamnet import frontend, network, synthetic_audio
+from components.yamnet import frontend, network, params, synthetic_audio
 from pipeline import configs
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,17 @@ CALIBRATION_SECONDS = 2.5
 # Batch-norm offset of the offline weights (a small positive value keeps ReLUs alive).
 OFFLINE_BATCHNORM_BETA = 0.1
 
+# The weights argument, the YAMNet handle and the weights source that mean seeded, UNTRAINED weights.
+OFFLINE_WEIGHTS = "offline"
+
 OFFLINE_WARNING = (
-    "Offline YAMNet weights (seed %d) are UNTRAINED: embeddings are calibrated random features, "
-    "scores and class names mean nothing and the top class says nothing about speech. "
-    "Use them for plumbing only, never to judge accuracy."
+    "YAMNet weights are OFFLINE (%s): UNTRAINED, deterministic and calibrated for plumbing. Embeddings "
+    "are calibrated random features, scores and class names beyond Speech mean nothing and the top "
+    "class says nothing about speech; accuracy numbers from this run say nothing about real accents."
 )
+
+_offline_warning_lock = threading.Lock()
+_offline_warning_logged = False
 
 # Names of the h5 arrays each kind of Keras layer expects, by Keras variable name.
 _H5_NAMES_BY_VARIABLE: dict[type, dict[str, tuple[str, ...]]] = {
@@ -64,6 +71,29 @@ class WeightsFileError(ValueError):
     """Raised when an h5 file does not hold YAMNet's weights in the expected layout."""
 
 
+def warn_offline_weights(where: str) -> bool:
+    """Logs, once per process, that the YAMNet weights in use are offline (untrained) weights.
+
+    Every place that learns it runs on offline weights (building them,
+    resolving the handle, loading a SavedModel) calls this; only the first
+    call of a process logs, so a run warns once per process instead of once
+    per place.
+
+    Args:
+        where: What the weights are, for the message (e.g. ``"seed 0 at /tmp/yamnet"``).
+
+    Returns:
+        Whether this call logged the warning.
+    """
+    global _offline_warning_logged
+    with _offline_warning_lock:
+        if _offline_warning_logged:
+            return False
+        _offline_warning_logged = True
+    logger.warning(OFFLINE_WARNING, where)
+    return True
+
+
 def _variable_name(variable: keras.Variable) -> str:
     return variable.name.split("/")[-1].split(":")[0]
 
@@ -75,29 +105,61 @@ def _h5_names_for(layer: keras.layers.Layer) -> dict[str, tuple[str, ...]]:
     raise TypeError(f"Layer {layer.name} of type {type(layer).__name__} holds no YAMNet weights")
 
 
+def _classifier_group(
+    h5_path: str | os.PathLike, other_groups: dict[str, dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    kernel_shape = (params.EMBEDDING_SIZE, params.NUM_CLASSES)
+    bias_shape = (params.NUM_CLASSES,)
+    candidates = sorted(
+        name
+        for name, group_arrays in other_groups.items()
+        if tuple(np.shape(group_arrays.get("kernel"))) == kernel_shape
+        and tuple(np.shape(group_arrays.get("bias"))) == bias_shape
+    )
+    if len(candidates) == 1:
+        return other_groups[candidates[0]]
+    if not candidates:
+        raise WeightsFileError(
+            f"{os.fspath(h5_path)} is not a YAMNet weights file: no classifier group, i.e. no group "
+            f"holding a {kernel_shape} kernel and a {bias_shape} bias (other groups: {sorted(other_groups)})"
+        )
+    raise WeightsFileError(
+        f"{os.fspath(h5_path)} holds {len(candidates)} classifier groups {candidates}, each with a "
+        f"{kernel_shape} kernel and a {bias_shape} bias; cannot tell which one is YAMNet's"
+    )
+
+
 def read_h5_arrays(h5_path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
     """Reads the YAMNet arrays of an h5 weights file, grouped by published layer name.
 
     Works with the Keras 2 layouts (``save_weights``: ``<group>/<group>/kernel:0``;
     ``model.save``: the same under ``model_weights/``) and with flat
     ``<group>/kernel`` files: every dataset belongs to the longest published
-    layer name that prefixes its path, and is named by its last path component
-    without the ``:0`` suffix.
+    convolution or batch-norm layer name that prefixes its path, and is named
+    by its last path component without the ``:0`` suffix.
+
+    The classifier is found by its shapes, whatever its group's name: the one
+    top-level group holding a (1024, 521) ``kernel`` and a (521,) ``bias``.
+    The published ``yamnet.h5`` calls it ``logits``; a file re-saved by today's
+    official ``yamnet.py``, whose Dense layer is unnamed, calls it ``dense``.
 
     Args:
         h5_path: Path of the h5 file.
 
     Returns:
-        ``{published layer name: {array name: array}}`` for every published layer.
+        ``{published layer name: {array name: array}}`` for every published
+        layer, the classifier under ``logits``.
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        WeightsFileError: If a layer's arrays are missing or ambiguous.
+        WeightsFileError: If a layer's arrays are missing or ambiguous, or there
+            is no classifier group or more than one.
     """
     if not os.path.isfile(h5_path):
         raise FileNotFoundError(f"YAMNet weights file {os.fspath(h5_path)!r} does not exist")
-    layer_names = network.weighted_layer_names()
+    layer_names = [name for name in network.weighted_layer_names() if name != network.LOGITS_LAYER]
     arrays: dict[str, dict[str, np.ndarray]] = {name: {} for name in layer_names}
+    other_groups: dict[str, dict[str, np.ndarray]] = {}
     dataset_paths: list[str] = []
     with h5py.File(h5_path, "r") as h5_file:
         root = h5_file.get("model_weights", h5_file)
@@ -106,16 +168,21 @@ def read_h5_arrays(h5_path: str | os.PathLike) -> dict[str, dict[str, np.ndarray
         )
         for path in dataset_paths:
             owners = [name for name in layer_names if path.startswith(name + "/")]
-            if not owners:
+            if owners:
+                owner = max(owners, key=len)
+                group_arrays = arrays[owner]
+            elif "/" in path:
+                owner = path.split("/", 1)[0]
+                group_arrays = other_groups.setdefault(owner, {})
+            else:
                 continue
-            owner = max(owners, key=len)
             array_name = path.rsplit("/", 1)[-1].split(":")[0]
-            if array_name in arrays[owner]:
+            if array_name in group_arrays:
                 raise WeightsFileError(
                     f"{os.fspath(h5_path)}: layer group {owner!r} holds more than one array named "
                     f"{array_name!r}; cannot tell which one to use"
                 )
-            arrays[owner][array_name] = np.asarray(root[path][()])
+            group_arrays[array_name] = np.asarray(root[path][()])
     missing_groups = [name for name, group_arrays in arrays.items() if not group_arrays]
     if missing_groups:
         raise WeightsFileError(
@@ -123,6 +190,7 @@ def read_h5_arrays(h5_path: str | os.PathLike) -> dict[str, dict[str, np.ndarray
             f"{missing_groups[:5]}{' ...' if len(missing_groups) > 5 else ''} "
             f"({len(missing_groups)} of {len(layer_names)} missing)"
         )
+    arrays[network.LOGITS_LAYER] = _classifier_group(h5_path, other_groups)
     return arrays
 
 
@@ -132,7 +200,7 @@ def load_h5_weights(yamnet_network: keras.Model, h5_path: str | os.PathLike) -> 
     Args:
         yamnet_network: A model from ``network.build_yamnet_network``.
         h5_path: Path of ``yamnet.h5`` (layer groups ``layer1/conv``, ...,
-            ``logits``; 110 arrays).
+            and the classifier, ``logits`` or ``dense``; 110 arrays).
 
     Raises:
         FileNotFoundError: If the file does not exist.
@@ -223,7 +291,7 @@ def set_offline_weights(yamnet_network: keras.Model, seed: int = configs.OFFLINE
     Raises:
         RuntimeError: If the calibrated embeddings are not finite or collapse.
     """
-    logger.warning(OFFLINE_WARNING, seed)
+    warn_offline_weights(f"seed {seed}")
     rng = np.random.default_rng(seed)
     for published_name in network.weighted_layer_names():
         layer = yamnet_network.get_layer(network.keras_layer_name(published_name))
@@ -268,7 +336,7 @@ def set_offline_weights(yamnet_network: keras.Model, seed: int = configs.OFFLINE
 
 
 def build_yamnet(
-    weights: str | os.PathLike = "offline", seed: int = configs.OFFLINE_YAMNET_SEED
+    weights: str | os.PathLike = OFFLINE_WEIGHTS, seed: int = configs.OFFLINE_YAMNET_SEED
 ) -> keras.Model:
     """Builds YAMNet's network with official or offline weights.
 
@@ -281,7 +349,7 @@ def build_yamnet(
         A model from patches [B, 96, 64] to ``{"scores", "embeddings"}``.
     """
     yamnet_network = network.build_yamnet_network()
-    if os.fspath(weights) == "offline":
+    if os.fspath(weights) == OFFLINE_WEIGHTS:
         set_offline_weights(yamnet_network, seed)
     else:
         load_h5_weights(yamnet_network, weights)

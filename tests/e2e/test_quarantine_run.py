@@ -33,6 +33,8 @@ def _run(corpus_root: str, output: Path, max_bad_fraction: float) -> int:
             "0",
             "--max-bad-fraction",
             str(max_bad_fraction),
+            "--max-clip-seconds",
+            str(corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS),
         ]
     )
 
@@ -60,12 +62,35 @@ def test_run_over_a_tolerant_threshold_keeps_every_good_clip(
         assert entry.reason.startswith(reason_prefix), entry
 
 
-def test_mostly_bad_corpus_stops_the_run_and_keeps_the_report(
+def test_mostly_bad_index_stops_the_run_before_beam_and_keeps_the_report(
     bad_corpus: corpus_builders.BuiltCorpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _run(bad_corpus.root, tmp_path, max_bad_fraction=0.05) == 1
     message = capsys.readouterr().err
-    assert f"{len(bad_corpus.expected_quarantine)} of " in message
+    entries = len(bad_corpus.good_clips) + len(bad_corpus.expected_quarantine)
+    assert f"Indexing stopped early: 2 of {entries} corpus entries" in message
+    assert "--max-bad-fraction" in message
+    assert str(tmp_path / "quarantine.csv") in message
+    expected_reasons = dict(bad_corpus.index_quarantine)
+    report = corpus.read_quarantine_csv(str(tmp_path / "quarantine.csv"))
+    assert len(report) == 2
+    for entry in report:
+        assert entry.reason.startswith(expected_reasons[entry.filename]), entry
+    assert not list(tmp_path.rglob("EmbeddingGen")), "the embedding step must not start"
+    assert not (tmp_path / "serving").exists()
+
+
+def test_bad_clips_found_while_decoding_stop_the_run_with_the_whole_report(
+    bad_corpus: corpus_builders.BuiltCorpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entries = len(bad_corpus.good_clips) + len(bad_corpus.expected_quarantine)
+    # Over the indexing step's share of bad entries, under the whole run's.
+    limit = (len(bad_corpus.index_quarantine) + 1) / entries
+
+    assert _run(bad_corpus.root, tmp_path, max_bad_fraction=limit) == 1
+
+    message = capsys.readouterr().err
+    assert f"{len(bad_corpus.expected_quarantine)} of {entries} corpus entries" in message
     assert str(tmp_path / "quarantine.csv") in message
     assert len(corpus.read_quarantine_csv(str(tmp_path / "quarantine.csv"))) == len(
         bad_corpus.expected_quarantine

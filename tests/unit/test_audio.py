@@ -200,7 +200,8 @@ def test_ogg_vorbis_is_decoded_with_its_sample_rate():
 
 
 def test_corrupt_flac_is_not_audio():
-    corrupt = b"fLaC" + b"\x80\x00\x00\x22" + bytes(34) + b"garbage" * 10
+    streaminfo = corpus_builders.encode_flac(np.zeros(10), 16000)[:42]
+    corrupt = streaminfo + b"garbage" * 10
 
     with pytest.raises(audio.AudioDecodeError) as raised:
         audio.decode_audio(corrupt, "broken.flac")
@@ -278,3 +279,115 @@ def test_load_waveform_clips_resampling_overshoot():
 
     assert np.max(np.abs(waveform)) <= 1.0
     assert np.max(np.abs(audio.resample(square, 48000, 16000))) > 1.0
+
+
+# Sample-rate window and clip length, checked from the header before any decoding.
+
+
+def _forbid_compressed_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Makes any call to tensorflow-io's decoders fail the test."""
+
+    def forbidden():
+        raise AssertionError("the samples were decoded before the header was checked")
+
+    monkeypatch.setattr(audio, "_tensorflow_io_audio", forbidden)
+
+
+def _vorbis(sample_rate: int, declared_rate: int | None = None) -> bytes:
+    tf = pytest.importorskip("tensorflow")
+    tfio = pytest.importorskip("tensorflow_io")
+    tone = corpus_builders.sine_wave(440.0, 0.5, sample_rate).astype(np.float32)
+    encoded = tfio.audio.encode_vorbis(tf.constant(tone[:, None]), rate=sample_rate).numpy()
+    return (
+        encoded if declared_rate is None else corpus_builders.set_vorbis_sample_rate(encoded, declared_rate)
+    )
+
+
+def test_minimal_flac_encoder_round_trips():
+    waveform = _tone(0.3, 22050)
+
+    decoded = audio.decode_audio(corpus_builders.encode_flac(waveform, 22050), "tone.flac")
+
+    assert decoded.sample_rate == 22050
+    np.testing.assert_allclose(decoded.waveform, waveform, atol=1.0 / 32768 + 1e-9)
+
+
+@pytest.mark.parametrize("declared_rate", [0, 3, 7999, 96001, 192000])
+def test_flac_rate_outside_the_window_is_refused_before_decoding(declared_rate, monkeypatch):
+    encoded = corpus_builders.encode_flac(_tone(0.3, 16000), 16000, declared_rate=declared_rate)
+    _forbid_compressed_decoding(monkeypatch)
+
+    with pytest.raises(audio.AudioDecodeError) as raised:
+        audio.decode_audio(encoded, "odd.flac")
+
+    assert raised.value.reason.startswith(f"unsupported sample rate: {declared_rate} Hz")
+
+
+def test_flac_with_rate_zero_is_a_decode_error_when_loaded():
+    encoded = corpus_builders.encode_flac(_tone(0.3, 16000), 16000, declared_rate=0)
+
+    with pytest.raises(audio.AudioDecodeError, match="unsupported sample rate: 0 Hz"):
+        audio.load_waveform(encoded, "zero.flac")
+
+
+@pytest.mark.parametrize("declared_rate", [0, 3])
+def test_vorbis_rate_outside_the_window_is_refused_before_decoding(declared_rate, monkeypatch):
+    encoded = _vorbis(44100, declared_rate)
+    _forbid_compressed_decoding(monkeypatch)
+
+    with pytest.raises(audio.AudioDecodeError) as raised:
+        audio.decode_audio(encoded, "odd.ogg")
+
+    assert raised.value.reason.startswith(f"unsupported sample rate: {declared_rate} Hz")
+
+
+@pytest.mark.parametrize("sample_rate", [1000, 4000, 7999, 96001, 192000, 768000])
+def test_wav_rate_outside_the_window_is_refused(sample_rate):
+    encoded = corpus_builders.encode_wav(np.zeros(64), sample_rate, "pcm16")
+
+    with pytest.raises(audio.AudioDecodeError) as raised:
+        audio.decode_audio(encoded, "odd.wav")
+
+    assert raised.value.reason.startswith(f"unsupported sample rate: {sample_rate} Hz")
+
+
+@pytest.mark.parametrize("sample_rate", [8000, 96000])
+def test_window_edges_are_accepted_for_every_format(sample_rate):
+    waveform = _tone(0.1, sample_rate)
+
+    for encoded in (
+        corpus_builders.encode_wav(waveform, sample_rate, "pcm16"),
+        corpus_builders.encode_flac(waveform, sample_rate),
+    ):
+        assert audio.decode_audio(encoded, "edge").sample_rate == sample_rate
+
+
+def test_long_wav_is_refused_from_its_header():
+    encoded = corpus_builders.encode_wav(np.zeros(16000 * 3), 16000, "pcm16")
+
+    with pytest.raises(audio.AudioDecodeError) as raised:
+        audio.load_waveform(encoded, "long.wav", max_seconds=2.5)
+
+    assert raised.value.reason == "too long: 3.0 s, over the limit of 2.5 s (--max-clip-seconds)"
+    assert len(audio.load_waveform(encoded, "long.wav", max_seconds=3.0)) == 16000 * 3
+
+
+def test_long_flac_is_refused_from_streaminfo_before_decoding(monkeypatch):
+    encoded = corpus_builders.encode_flac(np.zeros(8000 * 4), 8000)
+    _forbid_compressed_decoding(monkeypatch)
+
+    with pytest.raises(audio.AudioDecodeError, match=r"too long: 4\.0 s, over the limit of 3 s"):
+        audio.decode_audio(encoded, "long.flac", max_seconds=3)
+
+
+def test_long_vorbis_is_refused_from_its_last_granule_before_decoding(monkeypatch):
+    encoded = _vorbis(44100)
+    _forbid_compressed_decoding(monkeypatch)
+
+    with pytest.raises(audio.AudioDecodeError, match=r"too long: 0\.5 s, over the limit of 0\.25 s"):
+        audio.decode_audio(encoded, "long.ogg", max_seconds=0.25)
+
+
+def test_max_seconds_must_be_positive():
+    with pytest.raises(ValueError, match="max_seconds"):
+        audio.decode_audio(corpus_builders.encode_wav(np.zeros(10), 16000), "a.wav", max_seconds=0)

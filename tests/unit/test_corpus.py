@@ -210,7 +210,9 @@ def test_bad_corpus_quarantine_is_exact(tmp_path):
     for record in corpus.records:
         try:
             decoded[record.clip_id] = audio.load_waveform(
-                sources.read_clip_bytes(record.source), record.clip_id
+                sources.read_clip_bytes(record.source),
+                record.clip_id,
+                max_seconds=corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS,
             )
         except audio.AudioDecodeError as error:
             read_quarantine.append((record.clip_id, error.reason))

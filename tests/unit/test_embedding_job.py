@@ -39,17 +39,21 @@ def bad_corpus_run(tmp_path_factory: pytest.TempPathFactory, offline_yamnet_dir:
     built = corpus_builders.build_bad_corpus(str(root / "corpus"))
     index = corpus.read_corpus(built.root, split_strategy="utterance", eval_fraction=0.25)
     examples_uri, report_uri = root / "examples", root / "report"
+    clips_path, index_quarantine_path = str(root / "clips.csv"), str(root / "index_quarantine.csv")
+    corpus.write_clip_index(clips_path, index.records)
+    corpus.write_quarantine_csv(index_quarantine_path, index.quarantine)
     with beam.Pipeline() as pipeline:
         beam_job.build_embedding_pipeline(
             pipeline,
-            records=index.records,
-            index_quarantine=index.quarantine,
+            clips_path=clips_path,
+            index_quarantine_path=index_quarantine_path,
             embed_clips=beam_job.EmbedClipsDoFn(
                 yamnet_dir=str(offline_yamnet_dir),
                 class_names=features.DEFAULT_CLASS_NAMES,
                 non_speech_rule="energy",
                 energy_threshold_dbfs=-45.0,
                 batch_patches=16,
+                max_clip_seconds=corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS,
             ),
             examples_uri=str(examples_uri),
             report_uri=str(report_uri),
@@ -118,3 +122,33 @@ def test_summary_counts_clips_and_patches(bad_corpus_run) -> None:
     assert sum(sum(per_class.values()) for per_class in summary["clips"].values()) == len(built.good_clips)
     for split, split_examples in examples.items():
         assert sum(summary["patches"].get(split, {}).values()) == len(split_examples)
+
+
+def test_a_corpus_without_bad_entries_gets_an_empty_report(tmp_path: Path, offline_yamnet_dir: Path) -> None:
+    clips = [corpus_builders.ClipSpec(f"som_0000{number}_0000000{number}", seconds=0.5) for number in (1, 2)]
+    corpus_builders.build_openslr_corpus(str(tmp_path / "corpus"), clips)
+    index = corpus.read_corpus(str(tmp_path / "corpus"), split_strategy="utterance", eval_fraction=0.5)
+    clips_path, index_quarantine_path = str(tmp_path / "clips.csv"), str(tmp_path / "index_quarantine.csv")
+    corpus.write_clip_index(clips_path, index.records)
+    corpus.write_quarantine_csv(index_quarantine_path, index.quarantine)
+
+    with beam.Pipeline() as pipeline:
+        beam_job.build_embedding_pipeline(
+            pipeline,
+            clips_path=clips_path,
+            index_quarantine_path=index_quarantine_path,
+            embed_clips=beam_job.EmbedClipsDoFn(
+                yamnet_dir=str(offline_yamnet_dir),
+                class_names=features.DEFAULT_CLASS_NAMES,
+                non_speech_rule="energy",
+                energy_threshold_dbfs=-45.0,
+                batch_patches=16,
+            ),
+            examples_uri=str(tmp_path / "examples"),
+            report_uri=str(tmp_path / "report"),
+            split_names=(features.TRAIN_SPLIT, features.EVAL_SPLIT),
+        )
+
+    report_path = tmp_path / "report" / beam_job.QUARANTINE_FILE
+    assert report_path.read_text() == "filename,reason\n"
+    assert corpus.count_quarantine_csv(str(report_path)) == 0

@@ -17,13 +17,13 @@ from tensorflow_model_analysis.metrics import metric_types
 from tfx_bsl.public import tfxio
 from tfx_bsl.tfxio import tensor_adapter
 
-from components import evaluation, evaluation_metrics, features
+from components import clip_accuracy, evaluation, evaluation_metrics, features
 from components.trainer import model
 from schemas import SCHEMA_PATH
 from tests.unit import trainer_testing
 
 CLASS_NAMES = features.DEFAULT_CLASS_NAMES
-NOT_SPEECH_ID = CLASS_NAMES.index(features.NOT_SPEECH_CLASS_NAME)
+NOT_SPEECH_ID = features.not_speech_class_id(CLASS_NAMES)
 
 
 # build_eval_config
@@ -223,6 +223,31 @@ def test_clip_accuracy_combiner_groups_speech_patches_by_clip() -> None:
 
     # Clip a: mean of speech patches is Irish (right). Clip b: sum [1.2, 0.8] -> Irish (wrong).
     assert result == {evaluation_metrics.CLIP_ACCURACY_NAME: 0.5, evaluation_metrics.CLIP_COUNT_NAME: 2}
+
+
+def test_clip_accuracy_combiner_and_the_trainer_share_one_rule() -> None:
+    rng = np.random.default_rng(7)
+    class_names = ("Irish", "Welsh", "Scottish", features.NOT_SPEECH_CLASS_NAME)
+    clip_ids = [f"clip{index // 5}" for index in range(60)]
+    accents = [class_names[int(clip_id[4:]) % 3] for clip_id in clip_ids]
+    labels = [3 if rng.random() < 0.3 else class_names.index(accent) for accent in accents]
+    probabilities = rng.dirichlet(np.ones(4), size=60)
+    (computation,) = evaluation_metrics.ClipAccuracy(class_names=class_names).computations()
+
+    result = _run_combiner(
+        computation,
+        [
+            _inputs(label, row.tolist(), clip_id, accent)
+            for label, row, clip_id, accent in zip(labels, probabilities, clip_ids, accents, strict=True)
+        ],
+        25,
+    )
+
+    expected = clip_accuracy.clip_accuracy(probabilities, np.array(labels), clip_ids, accents, class_names)
+    assert result == {
+        evaluation_metrics.CLIP_ACCURACY_NAME: pytest.approx(expected.accuracy),
+        evaluation_metrics.CLIP_COUNT_NAME: expected.num_clips,
+    }
 
 
 def test_clip_accuracy_uses_a_feature_preprocessor() -> None:

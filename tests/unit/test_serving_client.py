@@ -191,3 +191,41 @@ def test_build_predict_request_rejects_bad_waveforms() -> None:
 def test_predict_files_rejects_a_non_positive_timeout(good_wav: Path) -> None:
     with pytest.raises(ValueError, match="timeout_seconds"):
         client.predict_files([str(good_wav)], "127.0.0.1:1", MODEL_NAME, False, timeout_seconds=0.0)
+
+
+def test_predict_files_reports_every_decode_failure_and_scores_the_files_after_it(
+    running_server, good_wav: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from tests import corpus_builders
+
+    zero_rate_flac = tmp_path / "zero-rate.flac"
+    zero_rate_flac.write_bytes(
+        corpus_builders.encode_flac(serving_models.make_waveform(1.0, seed=3), 16000, declared_rate=0)
+    )
+    exhausting = tmp_path / "exhausting.wav"
+    exhausting.write_bytes(good_wav.read_bytes())
+    real_load_waveform = audio.load_waveform
+
+    def load_waveform(encoded: bytes, filename: str, *args, **kwargs) -> np.ndarray:
+        if filename == exhausting.name:
+            raise MemoryError()
+        return real_load_waveform(encoded, filename, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "load_waveform", load_waveform)
+    output = io.StringIO()
+
+    exit_code = client.predict_files(
+        [str(zero_rate_flac), str(exhausting), str(good_wav)],
+        running_server.address,
+        MODEL_NAME,
+        False,
+        stream=output,
+    )
+
+    assert exit_code == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f"error: cannot decode {zero_rate_flac}: unsupported sample rate: 0 Hz (supported: 8000 to 96000 Hz)",
+        f"error: cannot decode {exhausting}: out of memory",
+    ]
+    assert output.getvalue().startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 
 from components import features
-from components.serving import model_manager
+from components.serving import model_manager, versions
 from components.serving.model_manager import ModelManager
 from tests import serving_models
 
@@ -40,10 +40,10 @@ def _accent(loaded_model: model_manager.LoadedModel, waveform: np.ndarray) -> st
 
 
 def test_version_directory_names() -> None:
-    assert model_manager.is_version_directory_name("1")
-    assert model_manager.is_version_directory_name("1700000000")
+    assert versions.is_version_directory_name("1")
+    assert versions.is_version_directory_name("1700000000")
     for name in ("v1", "1.tmp", "-1", "", "\uff11", ".pushing-2"):
-        assert not model_manager.is_version_directory_name(name), name
+        assert not versions.is_version_directory_name(name), name
 
 
 def test_the_highest_version_is_served_after_two_identical_polls(tmp_path: Path, model_cache: Path) -> None:
@@ -253,3 +253,48 @@ def test_the_polling_thread_picks_up_a_pushed_version(tmp_path: Path, model_cach
 def test_bad_arguments_are_rejected(tmp_path: Path, arguments: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ModelManager(tmp_path, **{"model_name": MODEL_NAME, **arguments})
+
+
+def test_a_version_number_beyond_int64_is_ignored_with_one_warning(
+    tmp_path: Path, model_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    out_of_range_name = str(2**63)
+    shutil.copytree(serving_models.cached_saved_model(model_cache, 2), tmp_path / out_of_range_name)
+    shutil.copytree(serving_models.cached_saved_model(model_cache, 3), tmp_path / str(2**63 - 1))
+    manager = ModelManager(tmp_path, MODEL_NAME)
+    caplog.set_level(logging.WARNING, logger=model_manager.__name__)
+
+    _poll(manager, 4)
+
+    assert _served_version(manager) == 2**63 - 1
+    assert [status.version for status in manager.version_statuses()] == [2**63 - 1]
+    warnings = [record.getMessage() for record in caplog.records if out_of_range_name in record.getMessage()]
+    assert len(warnings) == 1
+    assert "int64" in warnings[0]
+
+
+def test_a_version_is_loaded_from_the_directory_its_name_stands_for(
+    tmp_path: Path, model_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As in TF Serving: "002" is version 2; of "03" and "3", "3" (the name sorting last) is version 3.
+    shutil.copytree(serving_models.cached_saved_model(model_cache, 2), tmp_path / "002")
+    shutil.copytree(serving_models.cached_saved_model(model_cache, 1), tmp_path / "03")
+    shutil.copytree(serving_models.cached_saved_model(model_cache, 3), tmp_path / "3")
+    manager = ModelManager(tmp_path, MODEL_NAME)
+    caplog.set_level(logging.WARNING, logger=model_manager.__name__)
+
+    _poll(manager, 3)
+
+    current = manager.current()
+    assert current is not None
+    assert (current.version, current.path) == (3, tmp_path / "3")
+    assert _accent(current, serving_models.make_waveform(1.0)) == serving_models.expected_accent(3)
+    assert len([record for record in caplog.records if "'03' is not a version" in record.getMessage()]) == 1
+
+    shutil.rmtree(tmp_path / "3")
+    shutil.rmtree(tmp_path / "03")
+    _poll(manager, 2)
+    current = manager.current()
+    assert current is not None
+    assert (current.version, current.path) == (2, tmp_path / "002")

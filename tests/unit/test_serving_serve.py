@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import grpc
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-from components.serving import server
+from components.serving import launcher
 from tests import serving_models
 
 MODEL_NAME = "accent"
@@ -38,9 +39,9 @@ exit 4
 
 SERVE_SCRIPT = """
 import logging, sys
-from components.serving import server
+from components.serving import launcher
 logging.basicConfig(level=logging.INFO)
-sys.exit(server.serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), host="127.0.0.1"))
+sys.exit(launcher.serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), host="127.0.0.1"))
 """
 
 
@@ -48,7 +49,7 @@ sys.exit(server.serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), host="127.0.0.
 def fake_binary_dir(tmp_path: Path) -> Path:
     binary_dir = tmp_path / "bin"
     binary_dir.mkdir()
-    binary = binary_dir / server.MODEL_SERVER_BINARY
+    binary = binary_dir / launcher.MODEL_SERVER_BINARY
     binary.write_text(FAKE_MODEL_SERVER)
     binary.chmod(0o755)
     return binary_dir
@@ -91,7 +92,7 @@ def test_serve_runs_tensorflow_model_server_when_it_is_on_path(
     monkeypatch.delenv("FAKE_MODEL_SERVER_WAIT", raising=False)
     monkeypatch.chdir(tmp_path)
 
-    exit_code = server.serve(Path("models") / MODEL_NAME, "dialect", 9123, poll_wait_seconds=0.5)
+    exit_code = launcher.serve(Path("models") / MODEL_NAME, "dialect", 9123, poll_wait_seconds=0.5)
 
     assert exit_code == 3
     assert argv_file.read_text().splitlines() == [
@@ -102,8 +103,36 @@ def test_serve_runs_tensorflow_model_server_when_it_is_on_path(
     ]
 
 
+@pytest.mark.parametrize(("host", "warns"), [("127.0.0.1", True), ("0.0.0.0", False)])
+def test_serve_warns_that_tensorflow_model_server_listens_on_every_interface(
+    fake_binary_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    host: str,
+    warns: bool,
+) -> None:
+    model_base_path = tmp_path / MODEL_NAME
+    model_base_path.mkdir()
+    monkeypatch.setenv("PATH", f"{fake_binary_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_MODEL_SERVER_ARGV", str(tmp_path / "argv.txt"))
+    monkeypatch.delenv("FAKE_MODEL_SERVER_WAIT", raising=False)
+    caplog.set_level(logging.WARNING, logger=launcher.__name__)
+
+    assert launcher.serve(model_base_path, MODEL_NAME, 9123, host=host) == 3
+
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    bind_warnings = [message for message in warnings if "every interface" in message]
+    if warns:
+        assert len(bind_warnings) == 1
+        assert "0.0.0.0:9123" in bind_warnings[0]
+        assert f"--host {host}" in bind_warnings[0]
+    else:
+        assert bind_warnings == []
+
+
 def test_model_server_command_rounds_the_poll_interval_up() -> None:
-    command = server.model_server_command("/opt/tfs", "/srv/models/accent", MODEL_NAME, 8500, 2.5)
+    command = launcher.model_server_command("/opt/tfs", "/srv/models/accent", MODEL_NAME, 8500, 2.5)
     assert command == [
         "/opt/tfs",
         "--port=8500",
@@ -114,7 +143,7 @@ def test_model_server_command_rounds_the_poll_interval_up() -> None:
 
 
 def test_serve_refuses_a_missing_base_path(tmp_path: Path) -> None:
-    assert server.serve(tmp_path / "nothing-here", MODEL_NAME, _free_loopback_port()) == 2
+    assert launcher.serve(tmp_path / "nothing-here", MODEL_NAME, _free_loopback_port()) == 2
 
 
 @pytest.mark.slow

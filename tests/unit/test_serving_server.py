@@ -25,13 +25,14 @@ from tensorflow_serving.apis import (
 )
 
 from components import features
-from components.serving import client, server
+from components.serving import client, rpc, server
 from tests import serving_models
 
 MODEL_NAME = "accent"
 SERVED_VERSION = 3
 EXPECTED_INPUT_MESSAGE = "expected input 'waveform': float32 tensor of shape [num_samples]"
 RPC_TIMEOUT_SECONDS = 20.0
+OUT_OF_RANGE_VERSION_NAME = "99999999999999999999"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,8 @@ def model_base_path(tmp_path_factory: pytest.TempPathFactory, model_cache: Path)
     # Directories whose names are not integers are not versions, whatever they hold.
     shutil.copytree(serving_models.cached_saved_model(model_cache, 5), base_path / "v5")
     shutil.copytree(serving_models.cached_saved_model(model_cache, 6), base_path / "6.tmp")
+    # Nor are directories whose number does not fit in int64; they must not hide the valid versions.
+    shutil.copytree(serving_models.cached_saved_model(model_cache, 7), base_path / OUT_OF_RANGE_VERSION_NAME)
     return base_path
 
 
@@ -211,6 +214,30 @@ def _nan_waveform_request() -> predict_pb2.PredictRequest:
     return _waveform_request(waveform)
 
 
+def _declared_shape_request(dimensions: list[int], values: list[float]) -> predict_pb2.PredictRequest:
+    """A request whose waveform declares ``dimensions`` but carries only ``values`` (TensorProto fill)."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    tensor_proto = request.inputs[features.WAVEFORM_INPUT_KEY]
+    tensor_proto.dtype = types_pb2.DT_FLOAT
+    for size in dimensions:
+        tensor_proto.tensor_shape.dim.add().size = size
+    tensor_proto.float_val.extend(values)
+    return request
+
+
+def _thirty_minutes_in_two_values_request() -> predict_pb2.PredictRequest:
+    return _declared_shape_request([30 * 60 * features.SAMPLE_RATE], [0.25, -0.25])
+
+
+def _negative_dimension_request() -> predict_pb2.PredictRequest:
+    return _declared_shape_request([-5], [0.25])
+
+
+def _huge_dimension_request() -> predict_pb2.PredictRequest:
+    return _declared_shape_request([2**62], [0.25])
+
+
 @pytest.mark.parametrize(
     ("build_request", "expected_code", "expected_message_parts"),
     [
@@ -224,7 +251,14 @@ def _nan_waveform_request() -> predict_pb2.PredictRequest:
         (_non_integer_directory_request, grpc.StatusCode.NOT_FOUND, ["Specific(accent, 6)"]),
         (_unknown_signature_request, grpc.StatusCode.INVALID_ARGUMENT, ["'classify_examples'"]),
         (_version_label_request, grpc.StatusCode.INVALID_ARGUMENT, ["stable"]),
-        (_nan_waveform_request, grpc.StatusCode.INTERNAL, ["rejects NaN and Inf samples"]),
+        (_nan_waveform_request, grpc.StatusCode.INVALID_ARGUMENT, ["rejects NaN and Inf samples"]),
+        (
+            _thirty_minutes_in_two_values_request,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            ["28800000 samples", "at most 9600000", "600 s"],
+        ),
+        (_negative_dimension_request, grpc.StatusCode.INVALID_ARGUMENT, ["negative dimension", "-5"]),
+        (_huge_dimension_request, grpc.StatusCode.INVALID_ARGUMENT, [str(2**62), "at most 9600000"]),
     ],
 )
 def test_bad_requests_get_tf_serving_codes_and_the_server_keeps_answering(
@@ -236,6 +270,82 @@ def test_bad_requests_get_tf_serving_codes_and_the_server_keeps_answering(
     for part in expected_message_parts:
         assert part in raised.value.details()
     _assert_still_answers(prediction_stub)
+
+
+def _examples_request(serialized_examples: list[bytes]) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.model_spec.signature_name = features.EXAMPLES_SIGNATURE
+    request.inputs[features.EXAMPLES_INPUT_KEY].CopyFrom(
+        tf.make_tensor_proto(serialized_examples, dtype=tf.string)
+    )
+    return request
+
+
+def test_the_examples_signature_scores_serialized_examples(prediction_stub) -> None:
+    example = tf.train.Example()
+    example.features.feature[features.EMBEDDING_KEY].float_list.value.extend([0.5] * features.EMBEDDING_SIZE)
+    response = prediction_stub.Predict(
+        _examples_request([example.SerializeToString()] * 2), timeout=RPC_TIMEOUT_SECONDS
+    )
+    probabilities = tf.make_ndarray(response.outputs[features.PROBABILITIES_OUTPUT_KEY])
+    assert probabilities.shape == (2, len(features.DEFAULT_CLASS_NAMES))
+    np.testing.assert_allclose(probabilities.sum(axis=1), [1.0, 1.0], rtol=1e-5)
+
+
+def test_garbage_bytes_to_the_examples_signature_are_invalid_argument(prediction_stub) -> None:
+    with pytest.raises(grpc.RpcError) as raised:
+        prediction_stub.Predict(_examples_request([b"\x00\xffnot a tf.Example"]), timeout=RPC_TIMEOUT_SECONDS)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Could not parse example input" in raised.value.details()
+    _assert_still_answers(prediction_stub)
+
+
+def test_too_many_declared_strings_are_rejected_before_decoding(prediction_stub) -> None:
+    request = _examples_request([b"x"])
+    request.inputs[features.EXAMPLES_INPUT_KEY].tensor_shape.dim[0].size = 2**40
+    with pytest.raises(grpc.RpcError) as raised:
+        prediction_stub.Predict(request, timeout=RPC_TIMEOUT_SECONDS)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(2**40) in raised.value.details()
+    _assert_still_answers(prediction_stub)
+
+
+class _RecordingContext:
+    """Stands in for a grpc.ServicerContext: records the status a handler aborts with."""
+
+    def __init__(self, active: bool = True) -> None:
+        self.active = active
+        self.code: grpc.StatusCode | None = None
+        self.details = ""
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.code, self.details = code, details
+        raise grpc.RpcError(details)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected_code"),
+    [
+        (tf.errors.InvalidArgumentError(None, None, "bad input"), grpc.StatusCode.INVALID_ARGUMENT),
+        (tf.errors.InternalError(None, None, "kernel failed"), grpc.StatusCode.INTERNAL),
+        (tf.errors.UnknownError(None, None, "something broke"), grpc.StatusCode.INTERNAL),
+        (RuntimeError("a bug"), grpc.StatusCode.INTERNAL),
+    ],
+)
+def test_errors_from_the_model_map_to_tf_serving_codes(
+    error: Exception, expected_code: grpc.StatusCode
+) -> None:
+    def fail(record: object) -> None:
+        raise error
+
+    context = _RecordingContext()
+    with pytest.raises(grpc.RpcError):
+        rpc.run_rpc("Predict", context, fail)
+    assert context.code == expected_code
 
 
 def test_a_request_without_model_spec_is_invalid(prediction_stub) -> None:
@@ -345,12 +455,12 @@ def test_unimplemented_methods_answer_unimplemented(prediction_stub, model_stub)
 
 
 def test_each_request_is_logged_with_its_outcome_and_latency(prediction_stub, caplog) -> None:
-    caplog.set_level(logging.INFO, logger=server.__name__)
+    caplog.set_level(logging.INFO, logger=rpc.__name__)
     _assert_still_answers(prediction_stub)
     with pytest.raises(grpc.RpcError):
         prediction_stub.Predict(_unknown_model_request(), timeout=RPC_TIMEOUT_SECONDS)
 
-    request_lines = [record.getMessage() for record in caplog.records if record.name == server.__name__]
+    request_lines = [record.getMessage() for record in caplog.records if record.name == rpc.__name__]
     assert any(
         line.startswith(f"Predict model={MODEL_NAME} version={SERVED_VERSION} status=OK latency_ms=")
         for line in request_lines
@@ -392,11 +502,46 @@ def test_messages_above_the_configured_limit_are_rejected(model_base_path: Path)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_start_server_rejects_bad_arguments(model_base_path: Path) -> None:
-    with pytest.raises(ValueError, match="max_message_bytes"):
-        server.start_server(model_base_path, MODEL_NAME, max_message_bytes=0)
-    with pytest.raises(ValueError, match="poll_wait_seconds"):
-        server.start_server(model_base_path, MODEL_NAME, poll_wait_seconds=0.0)
+def test_the_longest_audio_accepted_is_configurable(model_base_path: Path) -> None:
+    with server.start_server(
+        model_base_path, MODEL_NAME, host="127.0.0.1", port=0, poll_wait_seconds=0.2, max_audio_seconds=1.0
+    ) as short_server:
+        assert short_server.manager.wait_for_version(SERVED_VERSION, timeout_seconds=30.0) is not None
+        with grpc.insecure_channel(short_server.address) as short_channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(short_channel)
+            response = stub.Predict(
+                _waveform_request(serving_models.make_waveform(1.0)), timeout=RPC_TIMEOUT_SECONDS
+            )
+            assert response.model_spec.version.value == SERVED_VERSION
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Predict(
+                    _waveform_request(serving_models.make_waveform(1.5)), timeout=RPC_TIMEOUT_SECONDS
+                )
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "24000 samples" in raised.value.details()
+    assert "at most 16000" in raised.value.details()
+
+
+def test_the_served_version_is_not_hidden_by_an_out_of_range_version_directory(model_stub) -> None:
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = MODEL_NAME
+    response = model_stub.GetModelStatus(request, timeout=RPC_TIMEOUT_SECONDS)
+    assert [status.version for status in response.model_version_status] == [SERVED_VERSION]
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("max_message_bytes", 0),
+        ("poll_wait_seconds", 0.0),
+        ("max_audio_seconds", 0.0),
+        ("max_in_flight", 0),
+        ("max_workers", 0),
+    ],
+)
+def test_start_server_rejects_bad_arguments(model_base_path: Path, argument: str, value: float) -> None:
+    with pytest.raises(ValueError, match=argument):
+        server.start_server(model_base_path, MODEL_NAME, **{argument: value})
 
 
 def test_a_port_in_use_is_refused(running_server: server.RunningServer, model_base_path: Path) -> None:

@@ -13,20 +13,14 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components import features
+from components import clip_accuracy, features
 from components.trainer import data, export, model
+from components.yamnet import params
 from tests import example_builders
 from tests.unit import trainer_testing
 
 CLASS_NAMES = features.DEFAULT_CLASS_NAMES
-NOT_SPEECH_ID = CLASS_NAMES.index(features.NOT_SPEECH_CLASS_NAME)
-WINDOW_SAMPLES = 15600
-HOP_SAMPLES = 7680
-
-
-def yamnet_num_patches(num_samples: int) -> int:
-    """YAMNet's patch count: one patch, plus one per started hop past the first window."""
-    return 1 + math.ceil(max(0, num_samples - WINDOW_SAMPLES) / HOP_SAMPLES)
+NOT_SPEECH_ID = features.not_speech_class_id(CLASS_NAMES)
 
 
 # build_model
@@ -209,9 +203,13 @@ def test_clip_accuracy_averages_speech_patches_per_clip() -> None:
     clip_ids = [b"a", b"a", b"a", b"a", b"b", b"c", b"d"]
     accents = [b"Irish"] * 4 + [b"Welsh"] * 3
 
-    metrics = model.clip_accuracy(patch_probabilities, labels, clip_ids, accents, class_names)
+    result = clip_accuracy.clip_accuracy(patch_probabilities, labels, clip_ids, accents, class_names)
 
-    assert metrics == {"clip_accuracy": pytest.approx(2 / 3), "num_clips": 3, "num_skipped_clips": 1}
+    assert result.to_json_dict() == {
+        "clip_accuracy": pytest.approx(2 / 3),
+        "num_clips": 3,
+        "num_skipped_clips": 1,
+    }
 
 
 # data
@@ -345,7 +343,78 @@ def test_from_examples_matches_the_keras_model(
 
     probabilities = served[features.PROBABILITIES_OUTPUT_KEY].numpy()
     np.testing.assert_allclose(probabilities, classifier.predict(embeddings, verbose=0), rtol=1e-5, atol=1e-6)
-    assert export.read_class_names(output_dir) == list(CLASS_NAMES)
+    assert export.read_served_class_names(output_dir) == list(CLASS_NAMES)
+
+
+@pytest.fixture(scope="module")
+def untrained_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[tf.Module, keras.Model]:
+    keras.utils.set_random_seed(7)
+    classifier = model.build_model()
+    yamnet_dir = trainer_testing.yamnet_testing.offline_export_dir(tmp_path_factory)
+    output_dir = export.export_serving_model(
+        classifier, yamnet_dir, CLASS_NAMES, tmp_path_factory.mktemp("untrained-served")
+    )
+    return tf.saved_model.load(output_dir), classifier
+
+
+def _speech_like_waveform() -> tf.Tensor:
+    return tf.constant(trainer_testing.yamnet_testing.speech_like_clips()[0])
+
+
+@pytest.mark.parametrize(
+    ("bad_sample", "message"),
+    [
+        (np.nan, "NaN or Inf"),
+        (np.inf, "NaN or Inf"),
+        (-np.inf, "NaN or Inf"),
+        (1e6, r"outside \[-1, 1\]"),
+        (-1.5, r"outside \[-1, 1\]"),
+    ],
+)
+def test_serving_default_refuses_non_finite_and_out_of_range_samples(
+    untrained_export: tuple[tf.Module, keras.Model], bad_sample: float, message: str
+) -> None:
+    served, _ = untrained_export
+    waveform = _speech_like_waveform().numpy()
+    waveform[100] = bad_sample
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        served.signatures[features.SERVING_SIGNATURE](waveform=tf.constant(waveform))
+
+
+def test_serving_default_accepts_full_scale_samples(untrained_export: tuple[tf.Module, keras.Model]) -> None:
+    served, _ = untrained_export
+    waveform = _speech_like_waveform().numpy()
+    waveform[100] = 1.0
+    waveform[200] = -1.0
+    waveform[300] = export.MAX_ABS_AMPLITUDE
+    waveform[400] = -export.MAX_ABS_AMPLITUDE
+
+    outputs = served.signatures[features.SERVING_SIGNATURE](waveform=tf.constant(waveform))
+
+    assert np.isfinite(outputs[features.CLASS_PROBABILITIES_OUTPUT_KEY].numpy()).all()
+
+
+@pytest.mark.slow
+def test_served_export_accepts_a_dict_form_yamnet(
+    untrained_export: tuple[tf.Module, keras.Model],
+    tmp_path: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    served, classifier = untrained_export
+    dict_form_dir = trainer_testing.yamnet_testing.write_dict_form_yamnet(
+        trainer_testing.yamnet_testing.offline_export_dir(tmp_path_factory), tmp_path / "dict_form"
+    )
+    output_dir = export.export_serving_model(classifier, dict_form_dir, CLASS_NAMES, tmp_path / "served")
+    from_dict_form = tf.saved_model.load(output_dir).signatures[features.SERVING_SIGNATURE]
+    waveform = _speech_like_waveform()
+
+    expected = served.signatures[features.SERVING_SIGNATURE](waveform=waveform)
+    outputs = from_dict_form(waveform=waveform)
+
+    for key in (features.CLASS_PROBABILITIES_OUTPUT_KEY, features.PATCH_PROBABILITIES_OUTPUT_KEY):
+        np.testing.assert_allclose(outputs[key].numpy(), expected[key].numpy(), rtol=1e-5, atol=1e-6)
+    assert outputs[features.ACCENT_OUTPUT_KEY].numpy() == expected[features.ACCENT_OUTPUT_KEY].numpy()
 
 
 def test_export_rejects_class_names_that_do_not_match(tmp_path: pytest.TempPathFactory) -> None:
@@ -383,7 +452,7 @@ def test_serving_default_classifies_a_waveform(served_model: tf.Module, num_samp
     class_probabilities = outputs[features.CLASS_PROBABILITIES_OUTPUT_KEY].numpy()
     accent = outputs[features.ACCENT_OUTPUT_KEY].numpy().decode()
     assert patch_probabilities.dtype == np.float32
-    assert patch_probabilities.shape == (yamnet_num_patches(num_samples), 7)
+    assert patch_probabilities.shape == (params.num_patches(num_samples), 7)
     assert class_probabilities.dtype == np.float32
     assert class_probabilities.shape == (7,)
     assert outputs[features.ACCENT_OUTPUT_KEY].dtype == tf.string
@@ -437,7 +506,7 @@ def test_run_fn_learns_the_eval_split(
 
 @pytest.mark.slow
 def test_run_fn_writes_class_names_logs_and_clip_metrics(trained_run: trainer_testing.TrainedRun) -> None:
-    assert export.read_class_names(trained_run.serving_model_dir) == list(CLASS_NAMES)
+    assert export.read_served_class_names(trained_run.serving_model_dir) == list(CLASS_NAMES)
     assert list(trained_run.model_run_dir.rglob("events.out.tfevents.*"))
     clip_metrics = json.loads((trained_run.model_run_dir / model.CLIP_METRICS_FILENAME).read_text())
     eval_clips = {patch.clip_id for patch in trained_run.patches[features.EVAL_SPLIT]}

@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.yamnet import embedder
+from components.yamnet import embedder, export, handle, weights
 from tests.unit import yamnet_testing
 
 
@@ -54,12 +55,26 @@ def test_hub_like_model_is_called_per_clip(export_dir, clips, tmp_path):
     per_clip = embedder.YamnetEmbedder(hub_like_dir)
     assert not per_clip.batched
     # Re-saving the loaded model carries its assets along, so the weights are still known as offline.
-    assert per_clip.weights_info["source"] == "offline"
+    assert per_clip.weights_info.source == export.SOURCE_OFFLINE
     batched = embedder.YamnetEmbedder(export_dir, batch_patches=512)
     for per_clip_result, batched_result in zip(
         per_clip.embed_waveforms(clips[:4]), batched.embed_waveforms(clips[:4]), strict=True
     ):
         np.testing.assert_allclose(per_clip_result.embeddings, batched_result.embeddings, atol=1e-4, rtol=0)
+
+
+def test_dict_form_model_embeds_like_the_tuple_form(export_dir, clips, tmp_path):
+    dict_form_dir = yamnet_testing.write_dict_form_yamnet(export_dir, tmp_path / "dict_form")
+    dict_form = embedder.YamnetEmbedder(dict_form_dir)
+    assert not dict_form.batched
+    tuple_form = embedder.YamnetEmbedder(export_dir, batch_patches=512)
+    for dict_form_result, tuple_form_result in zip(
+        dict_form.embed_waveforms(clips[:4]), tuple_form.embed_waveforms(clips[:4]), strict=True
+    ):
+        np.testing.assert_allclose(
+            dict_form_result.embeddings, tuple_form_result.embeddings, atol=1e-4, rtol=0
+        )
+        np.testing.assert_allclose(dict_form_result.scores, tuple_form_result.scores, atol=1e-4, rtol=0)
 
 
 def test_patch_levels():
@@ -123,3 +138,14 @@ def test_an_embedder_alive_at_exit_is_released_quietly(export_dir):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-1] == "2"
     assert "Exception ignored" not in completed.stderr
+
+
+def test_offline_weights_warn_once_across_the_resolver_and_embedders(export_dir, monkeypatch, caplog):
+    monkeypatch.setattr(weights, "_offline_warning_logged", False)
+    with caplog.at_level(logging.WARNING):
+        resolved = handle.resolve_yamnet_handle(
+            weights.OFFLINE_WEIGHTS, export_dir.parent, seed=yamnet_testing.SEED
+        )
+        embedder.YamnetEmbedder(resolved)
+        embedder.YamnetEmbedder(export_dir)
+    assert sum("UNTRAINED" in record.getMessage() for record in caplog.records) == 1

@@ -1,5 +1,3 @@
-import math
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,8 +28,8 @@ def reference_mel_matrix() -> np.ndarray:
 def reference_front_end(waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Independent NumPy front end: padding, periodic-Hann STFT, mel, log, framing into patches."""
     num_samples = len(waveform)
-    num_patches = 1 + math.ceil(max(0, num_samples - 15600) / 7680)
-    padded = np.zeros(15600 + (num_patches - 1) * 7680)
+    num_patches = params.num_patches(num_samples)
+    padded = np.zeros(params.padded_length(num_samples))
     padded[:num_samples] = waveform
     num_frames = 1 + (len(padded) - 400) // 160
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)

@@ -1,3 +1,5 @@
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -70,6 +72,41 @@ def test_h5_round_trip(tmp_path, groups, patches, under_model_weights):
     assert not np.allclose(untouched_scores.numpy(), direct_scores.numpy())
 
 
+def _with_classifier_groups(groups, classifier_names):
+    renamed = {name: arrays for name, arrays in groups.items() if name != "logits"}
+    for classifier_name in classifier_names:
+        renamed[classifier_name] = groups["logits"]
+    return renamed
+
+
+def test_h5_classifier_group_named_dense_is_accepted(tmp_path, groups, patches):
+    # Today's official yamnet.py leaves the classifier's Dense layer unnamed, so Keras calls it "dense".
+    h5_path = tmp_path / "yamnet_dense.h5"
+    write_keras2_h5(h5_path, _with_classifier_groups(groups, ["dense"]))
+    loaded = network.build_yamnet_network()
+    weights.load_h5_weights(loaded, h5_path)
+    direct = network.build_yamnet_network()
+    set_directly(direct, groups)
+    loaded_scores, loaded_embeddings = network.embed_patches(loaded, patches)
+    direct_scores, direct_embeddings = network.embed_patches(direct, patches)
+    np.testing.assert_array_equal(loaded_embeddings.numpy(), direct_embeddings.numpy())
+    np.testing.assert_array_equal(loaded_scores.numpy(), direct_scores.numpy())
+
+
+def test_h5_without_a_classifier_group_is_refused(tmp_path, groups):
+    h5_path = tmp_path / "no_classifier.h5"
+    write_keras2_h5(h5_path, _with_classifier_groups(groups, []))
+    with pytest.raises(weights.WeightsFileError, match=r"no classifier group.*\(1024, 521\).*\(521,\)"):
+        weights.load_h5_weights(network.build_yamnet_network(), h5_path)
+
+
+def test_h5_with_two_classifier_groups_is_refused(tmp_path, groups):
+    h5_path = tmp_path / "two_classifiers.h5"
+    write_keras2_h5(h5_path, _with_classifier_groups(groups, ["dense", "logits"]))
+    with pytest.raises(weights.WeightsFileError, match=r"2 classifier groups.*\['dense', 'logits'\]"):
+        weights.load_h5_weights(network.build_yamnet_network(), h5_path)
+
+
 def test_h5_wrong_shape_is_reported(tmp_path, groups):
     broken = {name: dict(arrays) for name, arrays in groups.items()}
     broken["layer5/pointwise_conv"]["kernel"] = np.zeros((1, 1, 128, 255), np.float32)
@@ -137,3 +174,12 @@ def test_offline_activations_stay_order_one():
     for name, activation in zip(relu_names, layer_outputs(patches), strict=True):
         mean_activation = float(np.mean(activation))
         assert 0.05 < mean_activation < 5.0, (name, mean_activation)
+
+
+def test_offline_warning_is_logged_once_per_process(monkeypatch, caplog):
+    monkeypatch.setattr(weights, "_offline_warning_logged", False)
+    with caplog.at_level(logging.WARNING, logger=weights.__name__):
+        assert weights.warn_offline_weights("seed 0")
+        assert not weights.warn_offline_weights("seed 1")
+    (record,) = [record for record in caplog.records if record.name == weights.__name__]
+    assert "UNTRAINED" in record.getMessage() and "seed 0" in record.getMessage()

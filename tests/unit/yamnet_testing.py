@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import pathlib
 
@@ -9,6 +10,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from components.yamnet import handle, synthetic_audio, weights
 
@@ -113,3 +115,40 @@ def write_keras2_h5(path, groups, under_model_weights=False):
             group.attrs["weight_names"] = [name.encode() for name in weight_names]
             for weight_name, array in zip(weight_names, arrays.values(), strict=True):
                 group.create_dataset(weight_name, data=array)
+
+
+def write_class_map(path: pathlib.Path) -> pathlib.Path:
+    """Writes a class map CSV in the published layout (521 rows, row 0 Speech) and returns its path."""
+    with open(path, "w", newline="", encoding="utf-8") as csv_file:
+        writer = csv.writer(csv_file)
+        writer.writerow(["index", "mid", "display_name"])
+        writer.writerow([0, "/m/09x0r", "Speech"])
+        for index in range(1, 521):
+            writer.writerow([index, f"/m/test{index}", f"Test class {index}"])
+    return path
+
+
+class DictFormYamnet(tf.Module):
+    """YAMNet whose ``__call__`` returns a dict, like the current official export.py.
+
+    Wraps a loaded tuple-form YAMNet: ``{"predictions", "embeddings", "log_mel_spectrogram"}``.
+    """
+
+    def __init__(self, yamnet: tf.Module):
+        super().__init__()
+        self.yamnet = yamnet
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def __call__(self, waveform):
+        scores, embeddings, log_mel_spectrogram = self.yamnet(waveform)
+        return {"predictions": scores, "embeddings": embeddings, "log_mel_spectrogram": log_mel_spectrogram}
+
+    @tf.function(input_signature=[])
+    def class_map_path(self):
+        return self.yamnet.class_map_path()
+
+
+def write_dict_form_yamnet(tuple_form_dir: pathlib.Path, output_dir: pathlib.Path) -> pathlib.Path:
+    """Writes a dict-form YAMNet SavedModel wrapping the tuple-form SavedModel at ``tuple_form_dir``."""
+    tf.saved_model.save(DictFormYamnet(tf.saved_model.load(str(tuple_form_dir))), str(output_dir))
+    return output_dir
