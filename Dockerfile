@@ -7,12 +7,14 @@ FROM tensorflow/tfx:1.16.0
 
 WORKDIR /opt/accent-pipeline
 
-COPY setup.py pyproject.toml requirements-post.txt ./
+COPY setup.py pyproject.toml requirements-post.txt requirements-nodeps.txt ./
 COPY pipeline/ pipeline/
 COPY components/ components/
 COPY schemas/ schemas/
 
 # Not editable: the code lands in site-packages, wherever a step's working directory is.
-# Second step as in the Makefile: tensorflow-hub 0.16.1 and tf-keras over tfx's own pins.
+# Second step as in the Makefile: tensorflow-hub 0.16.1 and tf-keras over tfx's own pins;
+# third: model-card-toolkit without its outdated pins.
 RUN pip install --no-cache-dir . \
-    && pip install --no-cache-dir -r requirements-post.txt
+    && pip install --no-cache-dir -r requirements-post.txt \
+    && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt

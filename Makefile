@@ -9,7 +9,7 @@ PYTHON310 ?= $(shell for candidate in python3.10 $$(ls -d $${PYENV_ROOT:-$$HOME/
 	"$$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo "$$candidate"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
-REQUIREMENTS_HASH := $(shell cat setup.py requirements-post.txt | sha256sum | cut -c1-16)
+REQUIREMENTS_HASH := $(shell cat setup.py requirements-post.txt requirements-nodeps.txt | sha256sum | cut -c1-16)
 INSTALLED := $(VENV)/.installed-$(REQUIREMENTS_HASH)
 # Checkers of kubernetes/ and the Dockerfile (checkov, kubernetes-validate, hadolint): their own
 # venv, on the machine's python3, since checkov's dependencies conflict with the TFX stack.
@@ -26,7 +26,7 @@ export CUDA_VISIBLE_DEVICES ?=
 # Where the tests find the checkers; not put on PATH, where its python would shadow .venv's.
 export ACCENT_TOOLS_BIN ?= $(CURDIR)/$(TOOLS_BIN)
 
-.PHONY: help venv tools demo test test-fast lint format bench clean
+.PHONY: help venv tools browser demo test test-fast lint format bench clean
 
 help:
 	@echo "make demo   - set up .venv, write the demo corpus and run the whole pipeline on it"
@@ -46,6 +46,7 @@ $(INSTALLED):
 	$(BIN)/pip install --quiet --upgrade pip wheel "setuptools<80"
 	$(BIN)/pip install --quiet -e ".[test,demo]"
 	$(BIN)/pip install --quiet -r requirements-post.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
 
 tools: $(TOOLS_INSTALLED)
@@ -79,8 +80,16 @@ format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint $(TOOLS_INSTALLED)
+test: lint $(TOOLS_INSTALLED) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The model card's browser test opens the card in Debian's headless Chromium (Playwright's own
+# browser download is not reachable from every machine); installed once, as root, when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" != 0 ]; then echo "chromium is missing: run 'sudo apt-get install chromium' (Debian)" >&2; exit 1; fi; \
+		echo "Installing Debian's chromium for the model card's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test-fast: $(INSTALLED)
 	$(BIN)/pytest -m "not e2e and not slow and not infra" $(PYTEST_ARGS)

@@ -16,6 +16,8 @@ INSTALL_REQUIRES = [
     "dill",
     "h5py",
     "scipy",
+    # The model card's figures; below 3.10, which needs numpy 2.
+    "matplotlib<3.10",
     "typing_extensions",
 ]
 

@@ -184,7 +184,7 @@ def run_ours(
     import numpy as np
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from components import corpus
+    from components import artifact_files, corpus
     from components.embedding import beam_job, speech
     from components.yamnet import export, params
     from pipeline import configs
@@ -194,20 +194,22 @@ def run_ours(
     started = time.perf_counter()
     index = corpus.read_corpus(
         corpus_dir,
-        accent_codes=configs.ACCENT_CODES,
-        class_names=configs.CLASS_NAMES,
-        split_strategy=configs.SPLIT_STRATEGY,
-        eval_fraction=configs.EVAL_FRACTION,
-        seed=configs.UTTERANCE_SPLIT_SEED,
+        accent_codes=configs.PipelineSettings().accent_codes,
+        class_names=configs.PipelineSettings().class_names,
+        split_strategy=configs.PipelineSettings().split_strategy,
+        eval_fraction=configs.PipelineSettings().eval_fraction,
+        seed=configs.PipelineSettings().split_seed,
     )
     records = index.records if max_clips is None else index.records[:max_clips]
     pretrained = export.describe_weights(yamnet_dir).pretrained
     embed_clips = beam_job.EmbedClipsDoFn(
         yamnet_dir=yamnet_dir,
-        class_names=configs.CLASS_NAMES,
-        non_speech_rule=speech.resolve_rule(configs.NON_SPEECH_RULE, yamnet_is_pretrained=pretrained),
-        energy_threshold_dbfs=configs.ENERGY_THRESHOLD_DBFS,
-        batch_patches=configs.EMBEDDING_BATCH_PATCHES,
+        class_names=configs.PipelineSettings().class_names,
+        non_speech_rule=speech.resolve_rule(
+            configs.PipelineSettings().non_speech_rule, yamnet_is_pretrained=pretrained
+        ),
+        energy_threshold_dbfs=configs.PipelineSettings().energy_threshold_dbfs,
+        batch_patches=configs.PipelineSettings().embedding_batch_patches,
     )
     os.makedirs(output_dir, exist_ok=True)
     clips_path = os.path.join(output_dir, "clips.csv")
@@ -225,7 +227,7 @@ def run_ours(
             split_names=OURS_SPLIT_NAMES,
         )
     wall_seconds = time.perf_counter() - started
-    quarantined = corpus.read_quarantine_csv(os.path.join(report_uri, beam_job.QUARANTINE_FILE))
+    quarantined = corpus.read_quarantine_csv(artifact_files.QuarantineReportFiles(report_uri).quarantine_path)
     if quarantined:
         raise RuntimeError(
             f"The embedding job quarantined {len(quarantined)} benchmark clips: {quarantined[:3]}"

@@ -345,7 +345,7 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
                     corpus.corpus_dir,
                     yamnet_dir,
                     corpus.audio_seconds,
-                    configs.EMBEDDING_BATCH_PATCHES,
+                    configs.PipelineSettings().embedding_batch_patches,
                     timeout_seconds=timeout,
                 )
             )

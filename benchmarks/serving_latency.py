@@ -117,9 +117,12 @@ def export_served_model(yamnet_dir: str, model_base_path: str) -> str:
     from pipeline import configs
 
     keras.utils.set_random_seed(CLASSIFIER_SEED)
-    classifier = model.build_model(num_classes=len(configs.CLASS_NAMES), learning_rate=configs.LEARNING_RATE)
+    classifier = model.build_model(
+        num_classes=len(configs.PipelineSettings().class_names),
+        learning_rate=configs.PipelineSettings().learning_rate,
+    )
     staging_dir = os.path.join(model_base_path, f".staging-{SERVED_VERSION}")
-    export.export_serving_model(classifier, yamnet_dir, configs.CLASS_NAMES, staging_dir)
+    export.export_serving_model(classifier, yamnet_dir, configs.PipelineSettings().class_names, staging_dir)
     version_dir = os.path.join(model_base_path, str(SERVED_VERSION))
     os.rename(staging_dir, version_dir)
     return version_dir

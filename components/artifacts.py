@@ -15,7 +15,8 @@ class ClipIndex(types.Artifact):
     """The labelled, split list of corpus clips, with the entries set aside while indexing.
 
     Files under the artifact URI: ``clips.csv`` (one row per good clip),
-    ``quarantine.csv`` (``filename,reason``) and ``summary.json``.
+    ``quarantine.csv`` (``filename,reason``) and ``summary.json``; their layout,
+    reader and writer are ``artifact_files.ClipIndexFiles`` and ``ClipIndexSummary``.
     """
 
     TYPE_NAME = "components.ClipIndex"
@@ -25,7 +26,9 @@ class QuarantineReport(types.Artifact):
     """Every corpus entry set aside by a run, with its reason.
 
     Files under the artifact URI: ``quarantine.csv`` (``filename,reason``) and
-    ``summary.json`` (counts of clips and patches per split and class).
+    ``summary.json`` (counts of clips and patches per split and class); their
+    layout, reader and writer are ``artifact_files.QuarantineReportFiles`` and
+    ``EmbeddingSummary``.
     """
 
     TYPE_NAME = "components.QuarantineReport"

@@ -24,6 +24,8 @@ import numpy as np
 from scipy import signal
 
 from components import features
+from components.error_text import first_line
+from components.errors import UnusableClipError
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ _STREAMING_DATA_SIZE = 0xFFFFFFFF
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 96000
 
+# File name extensions of the formats decoded here. The decoder itself goes by magic bytes; the corpus
+# reader uses these to tell audio files from others, and drops them from an index's filename field.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
 # MPEG audio sample rates by version bits (3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5) and rate index.
 _MP3_SAMPLE_RATES: dict[int, tuple[int, int, int]] = {
     3: (44100, 48000, 32000),
@@ -49,18 +55,8 @@ _MP3_SAMPLE_RATES: dict[int, tuple[int, int, int]] = {
 }
 
 
-class AudioDecodeError(ValueError):
-    """An audio file that cannot be turned into a waveform.
-
-    Attributes:
-        reason: A short, specific reason, written to the quarantine list as it is.
-        filename: The name of the file, for messages.
-    """
-
-    def __init__(self, reason: str, filename: str = ""):
-        self.reason = reason
-        self.filename = filename
-        super().__init__(f"{filename}: {reason}" if filename else reason)
+class AudioDecodeError(UnusableClipError):
+    """An audio file that cannot be turned into a waveform; ``reason`` goes to the quarantine list."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -134,8 +130,8 @@ def resample(waveform: np.ndarray, source_rate: int, target_rate: int = features
     stop band; the reference example used tensorflow-io's resampler instead,
     which would make tensorflow-io a dependency of the WAV path.
     ``resample_poly`` releases the GIL, so the embedding job's threads
-    resample in parallel (a NumPy rewrite that ran twice as fast on one thread
-    ran slower than this on two).
+    resample in parallel; that is why it stays, though a single-threaded
+    NumPy rewrite can be faster (see README, Benchmarks).
 
     Args:
         waveform: 1-D samples.
@@ -353,7 +349,7 @@ def _decode_flac(encoded: bytes, filename: str, max_seconds: float | None) -> tu
     try:
         decoded = tfio_audio.decode_flac(encoded, dtype=dtype).numpy()
     except (tf.errors.OpError, ValueError) as error:
-        raise AudioDecodeError(f"not audio: FLAC decoder: {_first_line(error)}", filename) from None
+        raise AudioDecodeError(f"not audio: FLAC decoder: {first_line(error)}", filename) from None
     return (decoded.astype(np.float64) - offset) / scale, sample_rate
 
 
@@ -375,7 +371,7 @@ def _decode_ogg(encoded: bytes, filename: str, max_seconds: float | None) -> tup
     try:
         decoded = tfio_audio.decode_vorbis(encoded).numpy()
     except (tf.errors.OpError, ValueError) as error:
-        raise AudioDecodeError(f"not audio: Vorbis decoder: {_first_line(error)}", filename) from None
+        raise AudioDecodeError(f"not audio: Vorbis decoder: {first_line(error)}", filename) from None
     return decoded.astype(np.float64), sample_rate
 
 
@@ -391,7 +387,7 @@ def _decode_mp3(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
     try:
         decoded = tfio_audio.decode_mp3(encoded).numpy()
     except (tf.errors.OpError, ValueError) as error:
-        raise AudioDecodeError(f"not audio: MP3 decoder: {_first_line(error)}", filename) from None
+        raise AudioDecodeError(f"not audio: MP3 decoder: {first_line(error)}", filename) from None
     return decoded.astype(np.float64), sample_rate
 
 
@@ -438,10 +434,3 @@ def _is_mp3_frame_header(header: bytes) -> bool:
     bitrate_index = header[2] >> 4
     rate_index = (header[2] >> 2) & 0x03
     return version != 1 and layer != 0 and bitrate_index != 0x0F and rate_index != 0x03
-
-
-def _first_line(error: Exception) -> str:
-    """Returns the first non-empty line of an error message, shortened."""
-    message = getattr(error, "message", None) or str(error)
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return (lines[0] if lines else type(error).__name__)[:200]

@@ -39,6 +39,7 @@ import numpy as np
 
 from components import audio
 from components.corpus import split
+from components.errors import AccentPipelineError, InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ _EE_OK = 0
 _PROGRESS_INTERVAL = 32
 
 
-class EspeakUnavailableError(RuntimeError):
+class EspeakUnavailableError(AccentPipelineError, RuntimeError):
     """libespeak-ng (from the espeakng-loader package) cannot be loaded or cannot speak."""
 
 
@@ -204,16 +205,18 @@ def write_demo_corpus(
         A summary of what was written.
 
     Raises:
-        ValueError: If an argument is out of range.
+        InvalidArgumentError: If an argument is out of range.
         EspeakUnavailableError: If libespeak-ng cannot be loaded or fails to speak.
     """
     if not 1 <= clips_per_speaker <= len(DEMO_SENTENCES):
-        raise ValueError(f"clips_per_speaker must be in [1, {len(DEMO_SENTENCES)}], got {clips_per_speaker}")
+        raise InvalidArgumentError(
+            f"clips_per_speaker must be in [1, {len(DEMO_SENTENCES)}], got {clips_per_speaker}"
+        )
     if speakers_per_accent < 2:
-        raise ValueError(f"speakers_per_accent must be at least 2, got {speakers_per_accent}")
+        raise InvalidArgumentError(f"speakers_per_accent must be at least 2, got {speakers_per_accent}")
     unknown = sorted(set(accent_codes) - set(DEMO_ACCENT_VOICES))
     if not accent_codes or unknown:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"accent_codes must be a non-empty subset of {sorted(DEMO_ACCENT_VOICES)}, got {accent_codes}"
         )
     split.validate_split_settings(split.SPEAKER_STRATEGY, eval_fraction)

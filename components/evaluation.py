@@ -28,6 +28,10 @@ ACCURACY_METRIC_NAME = "accuracy"
 # Per-class one-vs-rest AUC (one value per class id sub-key).
 PER_CLASS_AUC_METRIC_NAME = "auc"
 
+# Per-class one-vs-rest ROC points (a binary confusion matrix plot per class id sub-key), for the model card.
+PER_CLASS_ROC_PLOT_NAME = "roc_curve"
+ROC_PLOT_NUM_THRESHOLDS = 200
+
 # Slices: the whole eval split, each accent, each gender.
 SLICE_FEATURE_KEYS: tuple[tuple[str, ...], ...] = ((), (features.ACCENT_KEY,), (features.GENDER_KEY,))
 
@@ -73,7 +77,9 @@ def build_eval_config(
       ``present_class_macro_auc`` is the gate (the per-accent and per-gender slices are
       reported, not gated);
     * ``clip_accuracy`` and ``clip_count``;
-    * ``auc`` per class id (one-vs-rest), undefined (NaN) for a class absent from the slice.
+    * ``auc`` per class id (one-vs-rest), undefined (NaN) for a class absent from the slice;
+    * ``roc_curve`` per class id: the one-vs-rest confusion matrices at ``ROC_PLOT_NUM_THRESHOLDS``
+      thresholds, whose points the model card draws as ROC curves.
 
     Args:
         class_names: The label vocabulary, in id order.
@@ -114,6 +120,10 @@ def build_eval_config(
     ]
     per_class_metrics = [
         tfma.MetricConfig(class_name="AUC", config=json.dumps({"name": PER_CLASS_AUC_METRIC_NAME})),
+        tfma.MetricConfig(
+            class_name="ConfusionMatrixPlot",
+            config=json.dumps({"name": PER_CLASS_ROC_PLOT_NAME, "num_thresholds": ROC_PLOT_NUM_THRESHOLDS}),
+        ),
     ]
     return tfma.EvalConfig(
         model_specs=[

@@ -17,11 +17,12 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 import schemas
+from components.errors import AccentPipelineError
 
 logger = logging.getLogger(__name__)
 
 
-class SchemaMismatchError(RuntimeError):
+class SchemaMismatchError(AccentPipelineError, RuntimeError):
     """The installed package's schema is not the one the pipeline was built with."""
 
 

@@ -12,11 +12,13 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
+from components.errors import AccentPipelineError
+
 # File ExampleValidator writes for each split.
 ANOMALIES_FILE = "SchemaDiff.pb"
 
 
-class SchemaAnomaliesError(RuntimeError):
+class SchemaAnomaliesError(AccentPipelineError, RuntimeError):
     """Raised when the examples do not match the schema."""
 
 

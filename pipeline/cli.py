@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from components.corpus.split import SPLIT_STRATEGIES
+from components.embedding.speech import RULES as NON_SPEECH_RULES
+from components.errors import AccentPipelineError, InvalidArgumentError
+from components.serving import defaults as serving_defaults
+from components.yamnet import defaults as yamnet_defaults
 from pipeline import configs
+from pipeline.output_lock import OutputLockedError
 
 logger = logging.getLogger("accent-pipeline")
 
@@ -85,64 +93,132 @@ def _configure_logging(verbose: bool) -> None:
             handler.addFilter(_ProgressFilter())
 
 
-def _add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds the flags shared by ``run`` and ``compile-kubeflow``."""
-    parser.add_argument(
+# Every setting at its default, for the flags' defaults.
+_DEFAULT_SETTINGS = configs.PipelineSettings()
+
+
+class _RepeatedFlagAction(argparse.Action):
+    """A repeatable flag whose values are collected into a tuple; the first use replaces the default."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[str] | None,
+        option_string: str | None = None,
+    ) -> None:
+        """Adds one value."""
+        collected = getattr(namespace, self.dest)
+        if collected is self.default:
+            collected = ()
+        setattr(namespace, self.dest, (*collected, str(values)))
+
+
+def _comma_separated(text: str) -> tuple[str, ...]:
+    """Parses ``A,B,C`` for argparse."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _code_map(text: str) -> dict[str, str]:
+    """Parses ``CODE=NAME,CODE=NAME`` for argparse."""
+    mapping: dict[str, str] = {}
+    for item in _comma_separated(text):
+        code, separator, name = item.partition("=")
+        if not separator or not code.strip() or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected CODE=NAME, got {item!r}")
+        mapping[code.strip()] = name.strip()
+    return mapping
+
+
+def _add_setting(parser: argparse.ArgumentParser, field_name: str, *flags: str, **options: Any) -> None:
+    """Adds the flag of one ``PipelineSettings`` field, whose default is the field's."""
+    parser.add_argument(*flags, dest=field_name, default=getattr(_DEFAULT_SETTINGS, field_name), **options)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one flag per ``PipelineSettings`` field: the flags shared by ``run`` and ``compile-kubeflow``.
+
+    Each flag's destination is its field's name and its default the field's
+    default; a new setting is a new field plus one line here.
+    """
+    _add_setting(
+        parser,
+        "yamnet_handle",
         "--yamnet",
-        default=configs.YAMNET_HANDLE,
-        help="YAMNet handle: TF Hub or Kaggle URL, local SavedModel dir, or 'offline' (untrained)",
+        help="YAMNet handle: TF Hub or Kaggle URL, local SavedModel dir, or "
+        f"{yamnet_defaults.OFFLINE_WEIGHTS!r} (untrained)",
     )
-    parser.add_argument("--epochs", type=int, default=configs.EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=configs.BATCH_SIZE)
-    parser.add_argument("--learning-rate", type=float, default=configs.LEARNING_RATE)
-    parser.add_argument("--split", choices=("speaker", "utterance"), default=configs.SPLIT_STRATEGY)
-    parser.add_argument("--eval-fraction", type=float, default=configs.EVAL_FRACTION)
-    parser.add_argument(
-        "--min-auc",
-        type=float,
-        default=configs.MIN_AUC,
-        help="Lower bound on macro one-vs-rest AUC for blessing (0.85 suits OpenSLR-83 with real YAMNet)",
+    _add_setting(
+        parser,
+        "class_names",
+        "--class-names",
+        type=_comma_separated,
+        metavar="NAME,...",
+        help="Label vocabulary in label-id order, the non-speech class included",
     )
-    parser.add_argument("--max-auc-regression", type=float, default=configs.MAX_AUC_REGRESSION)
-    parser.add_argument(
-        "--non-speech-rule", choices=("auto", "yamnet", "energy", "none"), default=configs.NON_SPEECH_RULE
+    _add_setting(
+        parser,
+        "accent_codes",
+        "--accent-codes",
+        type=_code_map,
+        metavar="CODE=NAME,...",
+        help="Filename prefix of each accent and its class name",
     )
-    parser.add_argument("--energy-threshold-dbfs", type=float, default=configs.ENERGY_THRESHOLD_DBFS)
-    parser.add_argument("--max-bad-fraction", type=float, default=configs.MAX_BAD_FRACTION)
-    parser.add_argument(
+    _add_setting(parser, "split_strategy", "--split", choices=SPLIT_STRATEGIES)
+    _add_setting(parser, "eval_fraction", "--eval-fraction", type=float)
+    _add_setting(parser, "split_seed", "--split-seed", type=int, help="Seed of the utterance split")
+    _add_setting(parser, "non_speech_rule", "--non-speech-rule", choices=NON_SPEECH_RULES)
+    _add_setting(parser, "energy_threshold_dbfs", "--energy-threshold-dbfs", type=float)
+    _add_setting(
+        parser,
+        "embedding_batch_patches",
+        "--embedding-batch-patches",
+        type=int,
+        help="Patches sent to YAMNet in one call",
+    )
+    _add_setting(parser, "max_bad_fraction", "--max-bad-fraction", type=float)
+    _add_setting(
+        parser,
+        "max_clip_seconds",
         "--max-clip-seconds",
         type=float,
-        default=configs.MAX_CLIP_SECONDS,
         help="Quarantine clips longer than this many seconds",
     )
-    parser.add_argument(
+    _add_setting(parser, "epochs", "--epochs", type=int)
+    _add_setting(parser, "batch_size", "--batch-size", type=int)
+    _add_setting(parser, "learning_rate", "--learning-rate", type=float)
+    _add_setting(parser, "early_stopping_patience", "--early-stopping-patience", type=int)
+    _add_setting(
+        parser,
+        "min_auc",
+        "--min-auc",
+        type=float,
+        help="Lower bound on macro one-vs-rest AUC for blessing (0.85 suits OpenSLR-83 with real YAMNet)",
+    )
+    _add_setting(parser, "max_auc_regression", "--max-auc-regression", type=float)
+    _add_setting(
+        parser,
+        "beam_pipeline_args",
         "--beam-arg",
-        action="append",
-        default=None,
+        action=_RepeatedFlagAction,
         metavar="ARG",
-        help="A Beam pipeline argument, e.g. --beam-arg=--runner=DataflowRunner; repeat for more",
+        help="A Beam pipeline argument, e.g. --beam-arg=--runner=DataflowRunner; repeat for more "
+        "(default for run: the DirectRunner, one thread per core)",
     )
 
 
-def _settings_from(args: argparse.Namespace, default_beam_args: Sequence[str]) -> configs.PipelineSettings:
+def settings_from_args(args: argparse.Namespace) -> configs.PipelineSettings:
+    """Builds the settings from the flags of ``add_settings_arguments``.
+
+    Raises:
+        InvalidArgumentError: If a setting is invalid.
+    """
     return configs.PipelineSettings(
-        yamnet_handle=args.yamnet,
-        split_strategy=args.split,
-        eval_fraction=args.eval_fraction,
-        non_speech_rule=args.non_speech_rule,
-        energy_threshold_dbfs=args.energy_threshold_dbfs,
-        max_bad_fraction=args.max_bad_fraction,
-        max_clip_seconds=args.max_clip_seconds,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        min_auc=args.min_auc,
-        max_auc_regression=args.max_auc_regression,
-        beam_pipeline_args=tuple(args.beam_arg) if args.beam_arg is not None else tuple(default_beam_args),
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(configs.PipelineSettings)}
     )
 
 
-def _demo_corpus(args: argparse.Namespace) -> int:
+def _demo_corpus(args: argparse.Namespace) -> None:
     from components import demo_corpus
 
     summary = demo_corpus.write_demo_corpus(args.directory, clips_per_speaker=args.clips_per_speaker)
@@ -150,70 +226,36 @@ def _demo_corpus(args: argparse.Namespace) -> int:
         f"Demo corpus in {summary.output_dir}: {len(summary.clip_ids)} clips, {summary.total_seconds:.0f} s, "
         f"accents {', '.join(summary.accent_codes)}, {len(summary.speakers)} speakers"
     )
-    return 0
 
 
-# The exit code of a run refused because another run holds the lock on its output directory.
-EXIT_OUTPUT_LOCKED = 75
+def _run(args: argparse.Namespace) -> None:
+    from pipeline import local_runner, output_lock, run_summary
 
-
-def _run(args: argparse.Namespace) -> int:
-    from pipeline import output_lock
-
-    settings = _settings_from(args, configs.LOCAL_BEAM_PIPELINE_ARGS)
-    lock = output_lock.OutputLock(args.output)
-    try:
-        lock.acquire()
-    except output_lock.OutputLockedError as error:
-        print(f"accent-pipeline run: {error}", file=sys.stderr)
-        return EXIT_OUTPUT_LOCKED
-    except OSError as error:
-        print(f"accent-pipeline run: cannot lock {args.output}: {error}", file=sys.stderr)
-        return 1
-    try:
-        # Held for the run and its summary, which then reads a store that no other run writes.
-        return _run_locked(args, settings)
-    finally:
-        lock.release()
-
-
-def _run_locked(args: argparse.Namespace, settings: configs.PipelineSettings) -> int:
-    """Runs the pipeline and prints its summary; the caller holds the lock on the output directory."""
-    from pipeline import local_runner, run_summary
-
-    try:
+    settings = settings_from_args(args)
+    # Held for the run and its summary, which then reads a store that no other run writes.
+    with output_lock.hold(args.output):
         layout = local_runner.run_local(args.corpus, args.output, settings)
-    except Exception as error:  # The run's own error, reported without a wall of traceback.
-        logger.debug("Run failed", exc_info=True)
-        print(f"\nThe run stopped: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    print(
-        run_summary.format_summary(
-            str(layout.metadata_path), settings.class_names, pipeline_root=str(layout.pipeline_root)
+        print(
+            run_summary.format_summary(
+                str(layout.metadata_path), settings.class_names, pipeline_root=str(layout.pipeline_root)
+            )
         )
-    )
     print(f"Outputs: {layout.output_dir} (quarantine report: {layout.quarantine_path})")
-    return 0
 
 
-def _export_yamnet(args: argparse.Namespace) -> int:
+def _export_yamnet(args: argparse.Namespace) -> None:
     from components.yamnet import export
 
-    try:
-        path = export.export_yamnet(
-            args.output, weights=args.weights, seed=args.seed, class_map_csv=args.class_map
-        )
-    except ValueError as error:
-        print(f"accent-pipeline export-yamnet: error: {error}", file=sys.stderr)
-        return 2
+    path = export.export_yamnet(
+        args.output, weights=args.weights, seed=args.seed, class_map_csv=args.class_map
+    )
     print(f"YAMNet SavedModel written to {path}")
-    return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace) -> None:
     from components.serving import launcher
 
-    return launcher.serve(
+    launcher.serve(
         model_base_path=args.model_base_path,
         model_name=args.model_name,
         port=args.port,
@@ -245,12 +287,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _predict(args: argparse.Namespace) -> None:
     from components.serving import client
 
-    return client.predict_files(
+    num_failed = client.predict_files(
         args.files, server=args.server, model_name=args.model_name, output_json=args.json
     )
+    if num_failed:
+        raise client.PredictionError(f"{num_failed} of {len(args.files)} files could not be scored")
 
 
 class _KeyedFlagAction(argparse.Action):
@@ -311,48 +355,36 @@ class _StepResourcesAction(_KeyedFlagAction):
         return kubeflow_runner.parse_step_resources(text)
 
 
-def _compile_kubeflow(args: argparse.Namespace) -> int:
+def _compile_kubeflow(args: argparse.Namespace) -> None:
     from pipeline import kubeflow_runner
 
-    try:
-        kubeflow_runner.compile_kubeflow(
-            output_path=args.output,
-            image=args.image,
-            pipeline_root=args.pipeline_root,
-            settings=_settings_from(args, ()),
-            corpus_dir=args.corpus,
-            serving_base_path=args.serving_base_path,
-            quarantine_copy_path=args.quarantine_copy,
-            corpus_fingerprint=args.corpus_fingerprint,
-            pvc_mounts=args.pvc_mount,
-            target=args.target,
-            step_resources=args.resources,
-        )
-    except ValueError as error:
-        logger.debug("Compilation failed", exc_info=True)
-        print(f"compile-kubeflow: {error}", file=sys.stderr)
-        return 2
+    kubeflow_runner.compile_kubeflow(
+        output_path=args.output,
+        image=args.image,
+        pipeline_root=args.pipeline_root,
+        settings=settings_from_args(args),
+        corpus_dir=args.corpus,
+        serving_base_path=args.serving_base_path,
+        quarantine_copy_path=args.quarantine_copy,
+        corpus_fingerprint=args.corpus_fingerprint,
+        pvc_mounts=args.pvc_mount,
+        target=args.target,
+        step_resources=args.resources,
+    )
     print(f"Wrote {args.output}")
-    return 0
 
 
-def _submit_kubeflow(args: argparse.Namespace) -> int:
+def _submit_kubeflow(args: argparse.Namespace) -> None:
     from pipeline import kubeflow_runner
 
-    try:
-        run_id = kubeflow_runner.submit_kubeflow(
-            args.package,
-            host=args.host,
-            experiment=args.experiment,
-            namespace=args.namespace,
-            service_account=args.service_account,
-        )
-    except (FileNotFoundError, kubeflow_runner.KubeflowSubmitError) as error:
-        logger.debug("Submission failed", exc_info=True)
-        print(f"submit-kubeflow: {error}", file=sys.stderr)
-        return 1
+    run_id = kubeflow_runner.submit_kubeflow(
+        args.package,
+        host=args.host,
+        experiment=args.experiment,
+        namespace=args.namespace,
+        service_account=args.service_account,
+    )
     print(f"Submitted run {run_id}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -369,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="Run the whole pipeline locally with LocalDagRunner")
     run.add_argument("--corpus", required=True, help="Corpus in the OpenSLR-83 layout (index + wavs or zips)")
     run.add_argument("--output", required=True, help="Output directory OUT")
-    _add_settings_arguments(run)
+    add_settings_arguments(run)
     run.set_defaults(handler=_run)
 
     export_yamnet = commands.add_parser(
@@ -378,11 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     export_yamnet.add_argument("--output", required=True)
     export_yamnet.add_argument(
         "--weights",
-        default="offline",
-        help="'offline' (untrained, seeded) or the path of the official yamnet.h5",
+        default=yamnet_defaults.OFFLINE_WEIGHTS,
+        help=f"{yamnet_defaults.OFFLINE_WEIGHTS!r} (untrained, seeded) or the path of the official yamnet.h5",
     )
     export_yamnet.add_argument(
-        "--seed", type=int, default=configs.OFFLINE_YAMNET_SEED, help="Seed of offline weights"
+        "--seed", type=int, default=yamnet_defaults.OFFLINE_SEED, help="Seed of offline weights"
     )
     export_yamnet.add_argument(
         "--class-map",
@@ -395,32 +427,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="Serve pushed models over TF Serving's gRPC API")
     serve.add_argument("--model-base-path", required=True)
     serve.add_argument("--model-name", default=configs.SERVING_MODEL_NAME)
-    serve.add_argument("--port", type=int, default=configs.SERVING_PORT)
+    serve.add_argument("--port", type=int, default=serving_defaults.DEFAULT_PORT)
     serve.add_argument(
         "--host",
-        default=configs.SERVING_HOST,
-        help=f"Address to listen on (default: {configs.SERVING_HOST}, this machine only; 0.0.0.0 for every "
-        "interface). tensorflow_model_server, when on PATH, always listens on every interface",
+        default=serving_defaults.DEFAULT_HOST,
+        help=f"Address to listen on (default: {serving_defaults.DEFAULT_HOST}, this machine only; "
+        "0.0.0.0 for every interface). tensorflow_model_server, when on PATH, always listens on "
+        "every interface",
     )
     serve.add_argument(
         "--max-audio-seconds",
         type=_positive_float,
-        default=configs.SERVING_MAX_AUDIO_SECONDS,
+        default=serving_defaults.DEFAULT_MAX_AUDIO_SECONDS,
         help="Longest audio a request may send, in seconds at 16 kHz; longer is INVALID_ARGUMENT "
-        f"(default: {configs.SERVING_MAX_AUDIO_SECONDS:g})",
+        f"(default: {serving_defaults.DEFAULT_MAX_AUDIO_SECONDS:g})",
     )
     serve.add_argument(
         "--max-in-flight",
         type=_positive_int,
-        default=configs.SERVING_MAX_IN_FLIGHT,
+        default=serving_defaults.DEFAULT_MAX_IN_FLIGHT,
         help="Most model calls running at once; more requests get RESOURCE_EXHAUSTED at once "
-        f"(default: {configs.SERVING_MAX_IN_FLIGHT})",
+        f"(default: {serving_defaults.DEFAULT_MAX_IN_FLIGHT})",
     )
     serve.set_defaults(handler=_serve)
 
     predict = commands.add_parser("predict", help="Send audio files to TF Serving and print the accents")
     predict.add_argument("files", nargs="+")
-    predict.add_argument("--server", default=f"localhost:{configs.SERVING_PORT}")
+    predict.add_argument("--server", default=f"localhost:{serving_defaults.DEFAULT_PORT}")
     predict.add_argument("--model-name", default=configs.SERVING_MODEL_NAME)
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=_predict)
@@ -475,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU and memory (GB) of one step's pod, e.g. EmbeddingGen=8,16G; repeat for more "
         "(defaults in pipeline/configs.py)",
     )
-    _add_settings_arguments(compile_kfp)
+    add_settings_arguments(compile_kfp)
     compile_kfp.set_defaults(handler=_compile_kubeflow)
 
     submit = commands.add_parser("submit-kubeflow", help="Submit a compiled pipeline to Kubeflow Pipelines")
@@ -488,20 +521,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes of the project's errors, the most specific class first; argparse exits with 2 itself.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_OUTPUT_LOCKED = 75
+_EXIT_CODES: tuple[tuple[type[AccentPipelineError], int], ...] = (
+    (OutputLockedError, EXIT_OUTPUT_LOCKED),
+    (InvalidArgumentError, EXIT_USAGE),
+    (AccentPipelineError, EXIT_FAILED),
+)
+
+
+def exit_code_of(error: AccentPipelineError) -> int:
+    """The exit code of a project error: 75 for a held lock, 2 for a bad argument, else 1."""
+    return next(code for error_class, code in _EXIT_CODES if isinstance(error, error_class))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs one subcommand.
+    """Runs one subcommand; the one place that turns errors into exit codes and messages.
+
+    A project error (``components.errors.AccentPipelineError``) prints one line,
+    ``accent-pipeline COMMAND: error: MESSAGE``, and exits with ``exit_code_of``;
+    any other exception prints one line too, and its traceback with ``--verbose``.
 
     Args:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The process exit code.
+        The process exit code: 0, or 1 (a failed or refused run or input), 2 (a bad argument or
+        setting) or 75 (another run holds the output directory).
     """
     args = build_parser().parse_args(argv)
     # google-cloud libraries warn on every import that Python 3.10 (which TFX 1.16 needs) is old.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core\.")
     _configure_logging(args.verbose)
-    return args.handler(args)
+    prefix = f"accent-pipeline {args.command}: error:"
+    try:
+        args.handler(args)
+    except AccentPipelineError as error:
+        logger.debug("%s failed", args.command, exc_info=True)
+        print(f"{prefix} {error}", file=sys.stderr)
+        return exit_code_of(error)
+    except Exception as error:  # Anything else: one line, and the traceback on request.
+        if args.verbose:
+            traceback.print_exc()
+        message = " ".join(str(error).split())
+        print(f"{prefix} {type(error).__name__}: {message}", file=sys.stderr)
+        if not args.verbose:
+            print("run with --verbose for the traceback", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

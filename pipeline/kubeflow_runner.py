@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from components.errors import AccentPipelineError, InvalidArgumentError
+from components.yamnet import defaults as yamnet_defaults
 from pipeline import configs, kubeflow_step
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ _CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 _CLAIM_NAME_MAX_LENGTH = 253
 
 
-class KubeflowSubmitError(RuntimeError):
+class KubeflowSubmitError(AccentPipelineError, RuntimeError):
     """A submission that did not reach the Kubeflow Pipelines API, or that the API refused."""
 
 
@@ -56,11 +58,13 @@ def parse_pvc_mount(text: str) -> tuple[str, str]:
         The claim name and the normalised mount path.
 
     Raises:
-        ValueError: If the value has no colon, or the claim name or mount path is invalid.
+        InvalidArgumentError: If the value has no colon, or the claim name or mount path is invalid.
     """
     claim_name, separator, mount_path = text.partition(":")
     if not separator:
-        raise ValueError(f"expected CLAIM:MOUNT_PATH, e.g. accent-model-store:/models, not {text!r}")
+        raise InvalidArgumentError(
+            f"expected CLAIM:MOUNT_PATH, e.g. accent-model-store:/models, not {text!r}"
+        )
     check_pvc_mounts({claim_name: mount_path})
     return claim_name, posixpath.normpath(mount_path)
 
@@ -72,25 +76,27 @@ def check_pvc_mounts(pvc_mounts: Mapping[str, str]) -> None:
         pvc_mounts: Claim name to absolute mount path inside every step's container.
 
     Raises:
-        ValueError: If a claim name is not a DNS-1123 subdomain, a mount path is not
+        InvalidArgumentError: If a claim name is not a DNS-1123 subdomain, a mount path is not
             absolute, is ``/`` or holds a colon, or two claims share a mount path.
     """
     claims_by_path: dict[str, str] = {}
     for claim_name, mount_path in pvc_mounts.items():
         if len(claim_name) > _CLAIM_NAME_MAX_LENGTH or not _CLAIM_NAME.fullmatch(claim_name):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"PVC name {claim_name!r} is not a Kubernetes object name "
                 "(lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
             )
         if not mount_path.startswith("/"):
-            raise ValueError(f"mount path of {claim_name!r} must be absolute, not {mount_path!r}")
+            raise InvalidArgumentError(f"mount path of {claim_name!r} must be absolute, not {mount_path!r}")
         if ":" in mount_path:
-            raise ValueError(f"mount path {mount_path!r} of {claim_name!r} must not contain ':'")
+            raise InvalidArgumentError(f"mount path {mount_path!r} of {claim_name!r} must not contain ':'")
         normalised = posixpath.normpath(mount_path)
         if normalised == "/":
-            raise ValueError(f"{claim_name!r} cannot be mounted over the container's root directory")
+            raise InvalidArgumentError(
+                f"{claim_name!r} cannot be mounted over the container's root directory"
+            )
         if normalised in claims_by_path:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{claim_name!r} and {claims_by_path[normalised]!r} are both mounted at {normalised}"
             )
         claims_by_path[normalised] = claim_name
@@ -113,7 +119,7 @@ def kubernetes_platform_spec(
         each executor's entry a ``KubernetesExecutorConfig`` of kfp-kubernetes in JSON form.
 
     Raises:
-        ValueError: If the mounts are invalid (see ``check_pvc_mounts``).
+        InvalidArgumentError: If the mounts are invalid (see ``check_pvc_mounts``).
     """
     check_pvc_mounts(pvc_mounts)
     mounts = [
@@ -141,22 +147,24 @@ def parse_step_resources(text: str) -> tuple[str, configs.StepResources]:
         The step id and its resources.
 
     Raises:
-        ValueError: If the value is malformed or names no step of the pipeline.
+        InvalidArgumentError: If the value is malformed or names no step of the pipeline.
     """
     from pipeline.pipeline import COMPONENT_IDS
 
     step, separator, amounts = text.partition("=")
     cpu, comma, memory = amounts.partition(",")
     if not separator or not comma:
-        raise ValueError(f"expected STEP=CPU,MEMORY_GB, e.g. EmbeddingGen=8,16G, not {text!r}")
+        raise InvalidArgumentError(f"expected STEP=CPU,MEMORY_GB, e.g. EmbeddingGen=8,16G, not {text!r}")
     if step not in COMPONENT_IDS:
-        raise ValueError(f"{step!r} is no step of the pipeline; the steps are {', '.join(COMPONENT_IDS)}")
+        raise InvalidArgumentError(
+            f"{step!r} is no step of the pipeline; the steps are {', '.join(COMPONENT_IDS)}"
+        )
     try:
         cpu_request, cpu_limit = _request_and_limit(cpu, unit="")
         memory_request, memory_limit = _request_and_limit(memory, unit="G")
         return step, configs.StepResources(cpu_request, cpu_limit, memory_request, memory_limit)
     except ValueError as error:
-        raise ValueError(f"{text!r}: {error}") from error
+        raise InvalidArgumentError(f"{text!r}: {error}") from error
 
 
 def _request_and_limit(text: str, unit: str) -> tuple[float, float]:
@@ -189,7 +197,7 @@ def check_step_paths(
         paths_by_flag: The flag that sets a path -> the path; empty paths are not checked.
 
     Raises:
-        ValueError: Naming the first path no step could open, and the flag that fixes it.
+        InvalidArgumentError: Naming the first path no step could open, and the flag that fixes it.
     """
     mount_paths = [posixpath.normpath(path) for path in pvc_mounts.values()]
     for flag, path in paths_by_flag.items():
@@ -197,7 +205,7 @@ def check_step_paths(
             continue
         if target == "vertex":
             if not path.startswith("gs://"):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{flag} {path!r}: a Vertex AI Pipelines step opens gs:// paths only; give {flag} gs://..."
                 )
         elif not (
@@ -205,7 +213,7 @@ def check_step_paths(
             or (path.startswith("gs://") and pipeline_root.startswith("gs://"))
         ):
             mounts = ", ".join(mount_paths) or "none"
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{flag} is {path!r}, which a step on Kubeflow Pipelines cannot open: it is a parameter, "
                 f"and nothing stages it. Give {flag} a path on a --pvc-mount (mounted now: {mounts}), "
                 f"e.g. --pvc-mount accent-pipeline-root:/pipeline-root and {flag} /pipeline-root/..."
@@ -254,19 +262,23 @@ def compile_kubeflow(
         without the platform spec.
 
     Raises:
-        ValueError: If the output suffix, the target, the root or a PVC mount is
+        InvalidArgumentError: If the output suffix, the target, the root or a PVC mount is
             invalid, or a step could not open a path it is given.
     """
     suffix = Path(output_path).suffix.lower()
     if suffix not in (".yaml", ".yml", ".json"):
-        raise ValueError(f"Output must end in .yaml, .yml or .json, not {output_path!r}")
+        raise InvalidArgumentError(f"Output must end in .yaml, .yml or .json, not {output_path!r}")
     target = target or ("vertex" if suffix == ".json" else configs.KUBEFLOW_TARGET)
     if target not in configs.KUBEFLOW_TARGETS:
-        raise ValueError(f"target must be one of {', '.join(configs.KUBEFLOW_TARGETS)}, not {target!r}")
+        raise InvalidArgumentError(
+            f"target must be one of {', '.join(configs.KUBEFLOW_TARGETS)}, not {target!r}"
+        )
     if target == "kfp" and suffix == ".json":
-        raise ValueError("A self-hosted Kubeflow Pipelines takes the YAML PipelineSpec: write .yaml")
+        raise InvalidArgumentError(
+            "A self-hosted Kubeflow Pipelines takes the YAML PipelineSpec: write .yaml"
+        )
     if pvc_mounts and target == "vertex":
-        raise ValueError(
+        raise InvalidArgumentError(
             "Vertex AI Pipelines cannot mount PersistentVolumeClaims: PVC mounts need a "
             "Kubeflow Pipelines cluster and a .yaml output"
         )
@@ -275,7 +287,7 @@ def compile_kubeflow(
     root = pipeline_root.rstrip("/")
     schemes = ("gs://",) if target == "vertex" else tuple(kubeflow_step.LAUNCHER_LOCAL_PREFIXES)
     if not root.startswith(schemes):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"The pipeline root of target {target!r} must start with {' or '.join(schemes)}, not {root!r}"
         )
     corpus_dir = corpus_dir or default_corpus_dir(root)
@@ -339,7 +351,7 @@ def compile_kubeflow(
 
 def _is_remote_handle(handle: str) -> bool:
     """Whether a YAMNet handle is a hub URL or ``offline``, rather than a path a step must open."""
-    return handle == "offline" or handle.startswith(("http://", "https://"))
+    return handle == yamnet_defaults.OFFLINE_WEIGHTS or handle.startswith(("http://", "https://"))
 
 
 def adapt_pipeline_spec(

@@ -38,6 +38,8 @@ from typing import Any
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components.errors import AccentPipelineError
+
 logger = logging.getLogger("accent-pipeline.kubeflow-step")
 
 # Object-store URI prefix -> the local path prefix where KFP's launcher puts the artifact.
@@ -49,7 +51,7 @@ _VALUE_ARTIFACT_TITLES = frozenset(
 )
 
 
-class StepInputError(ValueError):
+class StepInputError(AccentPipelineError, ValueError):
     """The executor input cannot be run: an input without a type, or a URI with no local path."""
 
 

@@ -25,6 +25,7 @@ from tfx.dsl.compiler import compiler
 from tfx.proto.orchestration import pipeline_pb2
 
 from components import corpus, pusher
+from components.errors import InvalidArgumentError
 from pipeline import configs, output_lock, run_summary
 from pipeline.pipeline import UNCACHED_COMPONENT_IDS, create_pipeline
 
@@ -127,13 +128,14 @@ def run_local(corpus_dir: str, output_dir: str, settings: configs.PipelineSettin
     Args:
         corpus_dir: The OpenSLR-83 style corpus.
         output_dir: The output directory ``OUT``.
-        settings: Settings of the run.
+        settings: Settings of the run; without Beam arguments, it runs with
+            ``configs.LOCAL_BEAM_PIPELINE_ARGS``.
 
     Returns:
         The output layout.
 
     Raises:
-        ValueError: If the corpus directory does not exist.
+        InvalidArgumentError: If the corpus directory does not exist.
         output_lock.OutputLockedError: If another run holds the lock on the output directory.
     """
     layout = OutputLayout(Path(output_dir).resolve())
@@ -147,10 +149,12 @@ def _run_locked(corpus_dir: Path, layout: OutputLayout, settings: configs.Pipeli
     """Runs the pipeline; the caller holds the lock on the output directory."""
     corpus_path = corpus_dir.resolve()
     if not corpus_path.is_dir():
-        raise ValueError(f"Corpus directory {str(corpus_dir)!r} does not exist")
+        raise InvalidArgumentError(f"Corpus directory {str(corpus_dir)!r} does not exist")
     layout.pipeline_root.mkdir(parents=True, exist_ok=True)
     logger.info("Fingerprinting corpus %s", corpus_path)
     fingerprint = corpus.corpus_fingerprint(str(corpus_path))
+    if not settings.beam_pipeline_args:
+        settings = dataclasses.replace(settings, beam_pipeline_args=configs.LOCAL_BEAM_PIPELINE_ARGS)
     pipeline = create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=str(layout.pipeline_root),

@@ -32,6 +32,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from components.errors import AccentPipelineError
+
 logger = logging.getLogger(__name__)
 
 LOCK_FILE_NAME = ".lock"
@@ -75,7 +77,7 @@ class LockOwner:
         return cls(pid=os.getpid(), host=socket.gethostname(), started=started)
 
 
-class OutputLockedError(RuntimeError):
+class OutputLockedError(AccentPipelineError, RuntimeError):
     """Another run holds the output directory's lock."""
 
     def __init__(self, output_dir: Path, owner: LockOwner | None) -> None:

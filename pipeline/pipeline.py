@@ -28,23 +28,36 @@ from pipeline import configs
 # The function the Trainer calls, importable wherever the package is installed.
 TRAINER_RUN_FN = "components.trainer.model.run_fn"
 
+# The id of each step: its node name in ML Metadata, its task name in the Kubeflow spec.
+CORPUS_INDEX_GEN_ID = "CorpusIndexGen"
+YAMNET_MODEL_GEN_ID = "YamnetModelGen"
+EMBEDDING_GEN_ID = "EmbeddingGen"
+STATISTICS_GEN_ID = "StatisticsGen"
+CURATED_SCHEMA_GEN_ID = "CuratedSchemaGen"
+EXAMPLE_VALIDATOR_ID = "ExampleValidator"
+VALIDATION_GATE_ID = "ValidationGate"
+TRAINER_ID = "Trainer"
+LATEST_SERVED_MODEL_ID = "LatestServedModel"
+EVALUATOR_ID = "Evaluator"
+PUSHER_ID = "Pusher"
+
 # The id of every step, in the order create_pipeline lists them.
 COMPONENT_IDS: tuple[str, ...] = (
-    "CorpusIndexGen",
-    "YamnetModelGen",
-    "EmbeddingGen",
-    "StatisticsGen",
-    "CuratedSchemaGen",
-    "ExampleValidator",
-    "ValidationGate",
-    "Trainer",
-    "LatestServedModel",
-    "Evaluator",
-    "Pusher",
+    CORPUS_INDEX_GEN_ID,
+    YAMNET_MODEL_GEN_ID,
+    EMBEDDING_GEN_ID,
+    STATISTICS_GEN_ID,
+    CURATED_SCHEMA_GEN_ID,
+    EXAMPLE_VALIDATOR_ID,
+    VALIDATION_GATE_ID,
+    TRAINER_ID,
+    LATEST_SERVED_MODEL_ID,
+    EVALUATOR_ID,
+    PUSHER_ID,
 )
 
 # Steps that every orchestrator runs afresh: what they read changes between runs, their parameters do not.
-UNCACHED_COMPONENT_IDS: frozenset[str] = frozenset({"LatestServedModel"})
+UNCACHED_COMPONENT_IDS: frozenset[str] = frozenset({LATEST_SERVED_MODEL_ID})
 
 
 def create_pipeline(
@@ -87,9 +100,9 @@ def create_pipeline(
         split_seed=settings.split_seed,
         max_bad_fraction=settings.max_bad_fraction,
         quarantine_copy_path=quarantine_copy_path,
-    ).with_id("CorpusIndexGen")
+    ).with_id(CORPUS_INDEX_GEN_ID)
 
-    yamnet = YamnetModelGen(yamnet_handle=settings.yamnet_handle).with_id("YamnetModelGen")
+    yamnet = YamnetModelGen(yamnet_handle=settings.yamnet_handle).with_id(YAMNET_MODEL_GEN_ID)
 
     embeddings = EmbeddingGen(
         clip_index=corpus_index.outputs["clip_index"],
@@ -101,20 +114,20 @@ def create_pipeline(
         max_bad_fraction=settings.max_bad_fraction,
         quarantine_copy_path=quarantine_copy_path,
         max_clip_seconds=settings.max_clip_seconds,
-    ).with_id("EmbeddingGen")
+    ).with_id(EMBEDDING_GEN_ID)
 
     statistics = tfx.components.StatisticsGen(examples=embeddings.outputs["examples"]).with_id(
-        "StatisticsGen"
+        STATISTICS_GEN_ID
     )
 
-    schema = CuratedSchemaGen(schema_fingerprint=schemas.schema_fingerprint()).with_id("CuratedSchemaGen")
+    schema = CuratedSchemaGen(schema_fingerprint=schemas.schema_fingerprint()).with_id(CURATED_SCHEMA_GEN_ID)
 
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"]
-    ).with_id("ExampleValidator")
+    ).with_id(EXAMPLE_VALIDATOR_ID)
 
     validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"]).with_id(
-        "ValidationGate"
+        VALIDATION_GATE_ID
     )
 
     trainer = tfx.components.Trainer(
@@ -124,17 +137,11 @@ def create_pipeline(
         base_model=yamnet.outputs["model"],
         train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
-        custom_config={
-            "class_names": list(settings.class_names),
-            "epochs": settings.epochs,
-            "batch_size": settings.batch_size,
-            "learning_rate": settings.learning_rate,
-            "early_stopping_patience": settings.early_stopping_patience,
-        },
-    ).with_id("Trainer")
+        custom_config=settings.trainer_config().to_custom_config(),
+    ).with_id(TRAINER_ID)
     trainer.add_upstream_node(validation_gate)
 
-    served_model = LatestServedModel(serving_base_path=serving_model_dir).with_id("LatestServedModel")
+    served_model = LatestServedModel(serving_base_path=serving_model_dir).with_id(LATEST_SERVED_MODEL_ID)
 
     model_evaluator = evaluator.Evaluator(
         examples=embeddings.outputs["examples"],
@@ -146,7 +153,7 @@ def create_pipeline(
             min_macro_auc=settings.min_auc,
             max_auc_regression=settings.max_auc_regression,
         ),
-    ).with_id("Evaluator")
+    ).with_id(EVALUATOR_ID)
 
     with tfx.dsl.Cond(model_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
         model_pusher = pusher.Pusher(
@@ -155,7 +162,7 @@ def create_pipeline(
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
             ),
-        ).with_id("Pusher")
+        ).with_id(PUSHER_ID)
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

@@ -16,11 +16,9 @@ it recovered from.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
@@ -28,9 +26,9 @@ from google.protobuf import text_format
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components import evaluation, features
-from components.embedding import beam_job
+from components import artifact_files, evaluation, features
 from pipeline import output_lock
+from pipeline import pipeline as pipeline_definition
 
 # ML Metadata's names for execution states, for the report.
 _EXECUTION_STATES = {
@@ -293,13 +291,6 @@ def _interruption_lines(
     return lines
 
 
-def _read_json(path: str) -> dict[str, Any]:
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as json_file:
-        return json.load(json_file)
-
-
 def _metric_values(evaluation_uri: str) -> dict[str, float]:
     """Reads the overall-slice metrics of the candidate model from an Evaluator output."""
     values: dict[str, float] = {}
@@ -358,64 +349,105 @@ def format_summary(
     runs = latest_run(store, owner_alive=owner_alive)
     if not runs:
         return "No pipeline run recorded in ML Metadata."
+    embedding = runs.get(pipeline_definition.EMBEDDING_GEN_ID)
+    embedding_summary = _embedding_summary(embedding)
+    eval_patch_counts = embedding_summary.patches.get(features.EVAL_SPLIT, {}) if embedding_summary else {}
+    evaluator = runs.get(pipeline_definition.EVALUATOR_ID)
     lines = [
         "",
         "Run summary",
-        "Components: " + ", ".join(f"{run.component_id} ({run.state})" for run in runs.values()),
+        _components_line(runs),
         *_interruption_lines(store, owner_alive, pipeline_root),
+        *_embedding_lines(embedding, embedding_summary),
+        *_metric_lines(evaluator, class_names, eval_patch_counts),
+        *_blessing_lines(evaluator),
+        _push_line(runs),
     ]
+    return "\n".join(lines)
 
-    eval_patch_counts: dict[str, int] = {}
-    embedding = runs.get("EmbeddingGen")
-    if embedding and embedding.outputs.get("quarantine_report"):
-        report_uri = embedding.outputs["quarantine_report"][0].uri
-        summary = _read_json(os.path.join(report_uri, beam_job.SUMMARY_FILE))
-        for kind in ("clips", "patches"):
-            for split, per_class in sorted(summary.get(kind, {}).items()):
-                counts = ", ".join(f"{name} {count}" for name, count in sorted(per_class.items()))
-                lines.append(f"{kind.capitalize()} in {split} ({sum(per_class.values())}): {counts}")
-        eval_patch_counts = summary.get("patches", {}).get(features.EVAL_SPLIT, {})
-        quarantined = embedding.outputs["quarantine_report"][0].custom_properties.get("num_quarantined")
-        if quarantined is not None:
-            lines.append(f"Quarantined entries: {quarantined.int_value} (see quarantine.csv)")
 
-    evaluator = runs.get("Evaluator")
-    if evaluator and evaluator.outputs.get("evaluation"):
-        evaluation_uri = evaluator.outputs["evaluation"][0].uri
-        metrics = _metric_values(evaluation_uri)
-        shown = {name: value for name, value in metrics.items() if "[class" not in name}
-        lines.append(
-            "Metrics (eval split): "
-            + ", ".join(
-                f"{name} {value:.4f}" for name, value in sorted(shown.items()) if not math.isnan(value)
-            )
-        )
-        per_class = []
-        for class_id, class_name in enumerate(class_names):
-            value = metrics.get(f"{evaluation.PER_CLASS_AUC_METRIC_NAME}[class {class_id}]")
-            if eval_patch_counts.get(class_name) and value is not None and not math.isnan(value):
-                per_class.append(f"{class_name} {value:.3f}")
-        if per_class:
-            lines.append("Per-class AUC (classes present in eval): " + ", ".join(per_class))
-    if evaluator and evaluator.outputs.get("blessing"):
-        blessing = evaluator.outputs["blessing"][0]
-        blessed = blessing.custom_properties.get("blessed")
-        if blessed is not None and blessed.int_value == 1:
-            lines.append("Blessed: yes (every threshold passed)")
-        else:
-            failures = _validation_failures(evaluator.outputs["evaluation"][0].uri)
-            lines.append("Blessed: no: " + ("; ".join(failures) if failures else "validation failed"))
+def _components_line(runs: dict[str, ComponentRun]) -> str:
+    """Each step of the run and its state, in the pipeline's order, then any step it does not list."""
+    order = {
+        component_id: position for position, component_id in enumerate(pipeline_definition.COMPONENT_IDS)
+    }
+    ordered = sorted(runs.values(), key=lambda run: order.get(run.component_id, len(order)))
+    return "Components: " + ", ".join(f"{run.component_id} ({run.state})" for run in ordered)
 
-    pusher = runs.get("Pusher")
+
+def _embedding_summary(embedding: ComponentRun | None) -> artifact_files.EmbeddingSummary | None:
+    """The clip and patch counts of the embedding step's QuarantineReport, if it wrote them."""
+    if not embedding or not embedding.outputs.get("quarantine_report"):
+        return None
+    report_uri = embedding.outputs["quarantine_report"][0].uri
+    if not artifact_files.EmbeddingSummary.exists(report_uri):
+        return None
+    return artifact_files.EmbeddingSummary.read(report_uri)
+
+
+def _embedding_lines(
+    embedding: ComponentRun | None, summary: artifact_files.EmbeddingSummary | None
+) -> list[str]:
+    """Clips and patches per split and class, and the quarantined count."""
+    if not embedding or not embedding.outputs.get("quarantine_report"):
+        return []
+    lines = []
+    if summary:
+        for kind, counts in (
+            (artifact_files.CLIPS_KIND, summary.clips),
+            (artifact_files.PATCHES_KIND, summary.patches),
+        ):
+            for split, per_class in sorted(counts.items()):
+                class_counts = ", ".join(f"{name} {count}" for name, count in sorted(per_class.items()))
+                lines.append(f"{kind.capitalize()} in {split} ({sum(per_class.values())}): {class_counts}")
+    quarantined = embedding.outputs["quarantine_report"][0].custom_properties.get("num_quarantined")
+    if quarantined is not None:
+        lines.append(f"Quarantined entries: {quarantined.int_value} (see quarantine.csv)")
+    return lines
+
+
+def _metric_lines(
+    evaluator: ComponentRun | None, class_names: Sequence[str], eval_patch_counts: Mapping[str, int]
+) -> list[str]:
+    """The overall metrics, and the per-class AUC of the classes present in eval."""
+    if not evaluator or not evaluator.outputs.get("evaluation"):
+        return []
+    metrics = _metric_values(evaluator.outputs["evaluation"][0].uri)
+    shown = {name: value for name, value in metrics.items() if "[class" not in name}
+    lines = [
+        "Metrics (eval split): "
+        + ", ".join(f"{name} {value:.4f}" for name, value in sorted(shown.items()) if not math.isnan(value))
+    ]
+    per_class = []
+    for class_id, class_name in enumerate(class_names):
+        value = metrics.get(f"{evaluation.PER_CLASS_AUC_METRIC_NAME}[class {class_id}]")
+        if eval_patch_counts.get(class_name) and value is not None and not math.isnan(value):
+            per_class.append(f"{class_name} {value:.3f}")
+    if per_class:
+        lines.append("Per-class AUC (classes present in eval): " + ", ".join(per_class))
+    return lines
+
+
+def _blessing_lines(evaluator: ComponentRun | None) -> list[str]:
+    """Whether the model was blessed, and if not, which thresholds it failed."""
+    if not evaluator or not evaluator.outputs.get("blessing"):
+        return []
+    blessed = evaluator.outputs["blessing"][0].custom_properties.get("blessed")
+    if blessed is not None and blessed.int_value == 1:
+        return ["Blessed: yes (every threshold passed)"]
+    failures = _validation_failures(evaluator.outputs["evaluation"][0].uri)
+    return ["Blessed: no: " + ("; ".join(failures) if failures else "validation failed")]
+
+
+def _push_line(runs: dict[str, ComponentRun]) -> str:
+    """Where the model was pushed, or why it was not."""
+    pusher = runs.get(pipeline_definition.PUSHER_ID)
     if pusher and pusher.outputs.get("pushed_model"):
         pushed = pusher.outputs["pushed_model"][0].custom_properties
         if pushed.get("pushed") and pushed["pushed"].int_value == 1:
             already = " (the same model was already served there)" if pushed.get("already_served") else ""
-            lines.append(f"Pushed: {pushed['pushed_destination'].string_value}{already}")
-        else:
-            lines.append("Pushed: no")
-    elif any(run.state == INTERRUPTED_STATE for run in runs.values()):
-        lines.append("Pushed: no (the run was interrupted before the Pusher)")
-    else:
-        lines.append("Pushed: no (the model was not blessed, so the Pusher did not run)")
-    return "\n".join(lines)
+            return f"Pushed: {pushed['pushed_destination'].string_value}{already}"
+        return "Pushed: no"
+    if any(run.state == INTERRUPTED_STATE for run in runs.values()):
+        return "Pushed: no (the run was interrupted before the Pusher)"
+    return "Pushed: no (the model was not blessed, so the Pusher did not run)"

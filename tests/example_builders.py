@@ -93,11 +93,7 @@ def synthetic_patches(
     """
     rng = np.random.default_rng(seed)
     centers = class_centers(len(class_names), center_seed)
-    not_speech_id = (
-        list(class_names).index(features.NOT_SPEECH_CLASS_NAME)
-        if features.NOT_SPEECH_CLASS_NAME in class_names
-        else None
-    )
+    not_speech_id = features.not_speech_class_id(class_names)
     patches: list[Patch] = []
     for accent in accents:
         accent_id = list(class_names).index(accent)
@@ -107,7 +103,7 @@ def synthetic_patches(
             gender = "female" if speaker_number % 2 == 0 else "male"
             clip_id = f"{accent.lower()}_{seed}_{clip_number:03d}"
             labels = [accent_id] * patches_per_clip
-            if not_speech_id is not None:
+            if not_speech_id != features.NO_CLASS_ID:
                 labels += [not_speech_id] * non_speech_patches_per_clip
             for patch_index, label in enumerate(labels):
                 # YAMNet embeddings are ReLU outputs: the schema requires them to be >= 0.

@@ -33,10 +33,11 @@ import tensorflow as tf
 
 from components import features
 from components.serving import server
+from components.yamnet import params
 
 # YAMNet's patch geometry: 0.975 s windows with a 0.48 s hop at 16 kHz.
-PATCH_WINDOW_SAMPLES = 15600
-PATCH_HOP_SAMPLES = 7680
+PATCH_WINDOW_SAMPLES = params.PATCH_WINDOW_SAMPLES
+PATCH_HOP_SAMPLES = params.PATCH_HOP_SAMPLES
 
 # Logit added to the version's class, so it wins whatever the waveform.
 VERSION_BIAS = 6.0

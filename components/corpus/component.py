@@ -2,26 +2,20 @@
 
 import json
 import logging
-import os
 from collections.abc import Mapping
-from typing import Any
 
 import tensorflow as tf
 from tfx import v1 as tfx
 
 from components import features
+from components.artifact_files import ClipIndexFiles, ClipIndexSummary
 from components.artifacts import ClipIndex
-from components.corpus.quarantine import QuarantineWriter, TooManyBadEntriesError
+from components.corpus.quarantine import QuarantineWriter, TooManyBadEntriesError, copy_quarantine_report
 from components.corpus.reader import read_corpus
 from components.corpus.records import write_clip_index
 from components.corpus.split import SPEAKER_STRATEGY
 
 logger = logging.getLogger(__name__)
-
-# File names inside a ClipIndex artifact.
-CLIPS_FILE = "clips.csv"
-QUARANTINE_FILE = "quarantine.csv"
-SUMMARY_FILE = "summary.json"
 
 
 @tfx.dsl.components.component
@@ -29,6 +23,7 @@ def CorpusIndexGen(  # noqa: N802 - TFX components are named like classes.
     clip_index: tfx.dsl.components.OutputArtifact[ClipIndex],
     corpus_dir: tfx.dsl.components.Parameter[str],
     corpus_fingerprint: tfx.dsl.components.Parameter[str],
+    # JSON strings, not List/Dict parameters: on Kubeflow, TFX 1.16 hands those over as JSON text.
     accent_codes_json: tfx.dsl.components.Parameter[str],
     class_names_json: tfx.dsl.components.Parameter[str],
     split_strategy: tfx.dsl.components.Parameter[str],
@@ -74,9 +69,9 @@ def CorpusIndexGen(  # noqa: N802 - TFX components are named like classes.
         max_bad_fraction=max_bad_fraction,
         quarantine_copy_path=quarantine_copy_path,
     )
-    clip_index.set_int_custom_property("num_clips", summary["clips"])
-    clip_index.set_int_custom_property("num_quarantined", summary["quarantined"])
-    clip_index.set_int_custom_property("num_duplicate_rows", summary["duplicate_rows"])
+    clip_index.set_int_custom_property("num_clips", summary.clips)
+    clip_index.set_int_custom_property("num_quarantined", summary.quarantined)
+    clip_index.set_int_custom_property("num_duplicate_rows", summary.duplicate_rows)
 
 
 def index_corpus(
@@ -89,7 +84,7 @@ def index_corpus(
     split_seed: int = 1337,
     max_bad_fraction: float = 1.0,
     quarantine_copy_path: str = "",
-) -> dict[str, Any]:
+) -> ClipIndexSummary:
     """Indexes a corpus into ``output_dir``: the clip index, the quarantine report and a summary.
 
     The quarantine report is written entry by entry as indexing finds them.
@@ -106,7 +101,7 @@ def index_corpus(
         quarantine_copy_path: If set, where the report is copied when indexing stops.
 
     Returns:
-        The summary written to ``summary.json``.
+        The summary written beside the clip index.
 
     Raises:
         TooManyBadEntriesError: If more than ``max_bad_fraction`` of the entries are bad; the
@@ -115,8 +110,9 @@ def index_corpus(
     logger.info(
         "Indexing corpus %s (split by %s, eval fraction %.2f)", corpus_dir, split_strategy, eval_fraction
     )
+    files = ClipIndexFiles(output_dir)
     tf.io.gfile.makedirs(output_dir)
-    report_path = os.path.join(output_dir, QUARANTINE_FILE)
+    report_path = files.quarantine_path
     try:
         with QuarantineWriter(report_path) as writer:
             index = read_corpus(
@@ -130,33 +126,29 @@ def index_corpus(
                 quarantine_sink=writer.write,
             )
     except TooManyBadEntriesError as error:
-        if quarantine_copy_path:
-            tf.io.gfile.makedirs(os.path.dirname(quarantine_copy_path) or ".")
-            tf.io.gfile.copy(report_path, quarantine_copy_path, overwrite=True)
-            report_path = quarantine_copy_path
+        report_path = copy_quarantine_report(report_path, quarantine_copy_path)
         raise TooManyBadEntriesError(f"{error} See the reasons found so far in {report_path}") from None
-    write_clip_index(os.path.join(output_dir, CLIPS_FILE), index.records)
-    summary = {
-        "index_rows": index.total_rows,
-        "duplicate_rows": index.duplicate_rows,
-        "clips": len(index.records),
-        "quarantined": index.num_quarantined,
-        "clips_per_split": _count_by(index.records, "split"),
-        "clips_per_accent": _count_by(index.records, "accent"),
-        "speakers_per_split": {
+    write_clip_index(files.clips_path, index.records)
+    summary = ClipIndexSummary(
+        index_rows=index.total_rows,
+        duplicate_rows=index.duplicate_rows,
+        clips=len(index.records),
+        quarantined=index.num_quarantined,
+        clips_per_split=_count_by(index.records, "split"),
+        clips_per_accent=_count_by(index.records, "accent"),
+        speakers_per_split={
             split: len({record.speaker_id for record in index.records if record.split == split})
             for split in sorted({record.split for record in index.records})
         },
-    }
-    with tf.io.gfile.GFile(os.path.join(output_dir, SUMMARY_FILE), "w") as summary_file:
-        json.dump(summary, summary_file, indent=2, sort_keys=True)
+    )
+    summary.write(output_dir)
     logger.info(
         "Indexed %d clips from %d entries: %d quarantined, %d duplicate rows; clips per split %s",
-        len(index.records),
-        index.total_rows,
-        index.num_quarantined,
-        index.duplicate_rows,
-        summary["clips_per_split"],
+        summary.clips,
+        summary.index_rows,
+        summary.quarantined,
+        summary.duplicate_rows,
+        summary.clips_per_split,
     )
     return summary
 

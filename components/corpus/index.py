@@ -14,13 +14,12 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
+from components.audio import AUDIO_EXTENSIONS
+
 logger = logging.getLogger(__name__)
 
 # Names of the index files in the corpus and in its archives.
 INDEX_FILENAMES = ("line_index_all.csv", "line_index.csv")
-
-# Extensions an index's filename field may carry by mistake; they are dropped.
-_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 # Bytes read from an index file at a time.
 _READ_CHUNK_BYTES = 1 << 16
@@ -134,7 +133,7 @@ def parse_index_lines(lines: Iterable[str], index_name: str) -> Iterator[IndexRo
             yield MalformedRow(index_name, line_number, f"malformed index row: no comma in {line[:80]!r}")
             continue
         clip_id = fields[1].strip()
-        for extension in _AUDIO_EXTENSIONS:
+        for extension in AUDIO_EXTENSIONS:  # An index's filename field may carry one by mistake.
             if clip_id.lower().endswith(extension):
                 clip_id = clip_id[: -len(extension)]
                 break

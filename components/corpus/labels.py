@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 
 from components import features
+from components.errors import AccentPipelineError
 
 # <accent code><gender letter>_<speaker number>_<utterance number>
 _CLIP_NAME_PATTERN = re.compile(
@@ -20,7 +21,7 @@ _CLIP_NAME_PATTERN = re.compile(
 )
 
 
-class LabelError(ValueError):
+class LabelError(AccentPipelineError, ValueError):
     """A clip whose filename gives no valid labels.
 
     Attributes:

@@ -8,10 +8,12 @@ corpus with a million bad entries never holds them in memory.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from components.corpus import csv_files
+from components.errors import AccentPipelineError
 
 # Columns of the quarantine CSV, in order.
 QUARANTINE_COLUMNS = ("filename", "reason")
@@ -30,7 +32,7 @@ class QuarantineEntry:
     reason: str
 
 
-class TooManyBadEntriesError(RuntimeError):
+class TooManyBadEntriesError(AccentPipelineError, RuntimeError):
     """Raised when the quarantined fraction of a corpus is over the run's limit (``--max-bad-fraction``)."""
 
 
@@ -182,3 +184,25 @@ def count_quarantine_csv(path: str) -> int:
         ValueError: If the header is not ``filename,reason``.
     """
     return sum(1 for _ in iterate_quarantine_csv(path))
+
+
+def copy_quarantine_report(report_path: str, copy_path: str) -> str:
+    """Copies a quarantine report where it outlives the run, if a place is given.
+
+    TFX removes a failed execution's outputs, so a run that stops on its bad
+    entries copies the report first (``OUT/quarantine.csv`` locally).
+
+    Args:
+        report_path: The report inside an artifact.
+        copy_path: Where to copy it (its directory is created), or "" not to.
+
+    Returns:
+        The path to point readers at: the copy when one was made, else ``report_path``.
+    """
+    if not copy_path:
+        return report_path
+    import tensorflow as tf  # Imported when first needed: it is slow to import.
+
+    tf.io.gfile.makedirs(os.path.dirname(copy_path) or ".")
+    tf.io.gfile.copy(report_path, copy_path, overwrite=True)
+    return copy_path

@@ -68,6 +68,34 @@ class _RowPlan:
     shared_rows: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _GoodClip:
+    """An index row that can become a clip, before the split is known.
+
+    Attributes:
+        clip_labels: The labels read from its filename.
+        source: Where its audio is (``ClipRecord.source``).
+        transcript: The index's transcript.
+    """
+
+    clip_labels: labels.ClipLabels
+    source: str
+    transcript: str
+
+
+@dataclasses.dataclass
+class _CheckedRows:
+    """What the second pass over the index files finds.
+
+    Attributes:
+        good: Clip id to its good clip.
+        indexed_audio_files: Distinct indexed filenames that have an audio file in the corpus.
+    """
+
+    good: dict[str, _GoodClip]
+    indexed_audio_files: int
+
+
 class _BadEntryCounter:
     """Passes quarantine entries on as they come, and stops once too many are bad."""
 
@@ -144,10 +172,8 @@ def read_corpus(
         TooManyBadEntriesError: If more than ``max_bad_fraction`` of the entries are bad; the
             entries found so far have reached ``quarantine_sink``.
     """
-    labels.validate_label_vocabulary(accent_codes, tuple(class_names))
-    split.validate_split_settings(split_strategy, eval_fraction)
-    if not 0.0 <= max_bad_fraction <= 1.0:
-        raise ValueError(f"max_bad_fraction must be between 0 and 1, got {max_bad_fraction!r}")
+    class_names = tuple(class_names)
+    _validate_settings(accent_codes, class_names, split_strategy, eval_fraction, max_bad_fraction)
     found = sources.scan_corpus(corpus_dir)
     if not found.index_files:
         raise ValueError(
@@ -162,9 +188,63 @@ def read_corpus(
     )
     for archive_name, reason in found.broken_archives:
         counter.add(QuarantineEntry(archive_name, reason))
+    checked = _check_rows(found, plan, accent_codes, class_names, counter)
+    clip_splits = split.assign_splits(
+        {clip_id: clip.clip_labels.speaker_id for clip_id, clip in checked.good.items()},
+        split_strategy=split_strategy,
+        eval_fraction=eval_fraction,
+        seed=seed,
+    )
+    corpus_index = CorpusIndex(
+        records=[
+            _clip_record(clip_id, checked.good[clip_id], clip_splits[clip_id])
+            for clip_id in sorted(checked.good)
+        ],
+        quarantine=sorted(collected, key=lambda entry: entry.filename),
+        duplicate_rows=plan.duplicate_rows,
+        total_rows=entries,
+        unindexed_files=len(found.audio_files) - checked.indexed_audio_files,
+        archives_scanned=found.archives_scanned,
+        num_quarantined=counter.count,
+    )
+    _log_summary(corpus_dir, corpus_index, split_strategy)
+    return corpus_index
 
-    good: dict[str, tuple[labels.ClipLabels, str, str]] = {}
-    indexed_audio_files = 0
+
+def _validate_settings(
+    accent_codes: Mapping[str, str],
+    class_names: tuple[str, ...],
+    split_strategy: str,
+    eval_fraction: float,
+    max_bad_fraction: float,
+) -> None:
+    """Checks the label vocabulary, the split settings and the bad-entry limit.
+
+    Raises:
+        ValueError: If any of them is invalid.
+    """
+    labels.validate_label_vocabulary(accent_codes, class_names)
+    split.validate_split_settings(split_strategy, eval_fraction)
+    if not 0.0 <= max_bad_fraction <= 1.0:
+        raise ValueError(f"max_bad_fraction must be between 0 and 1, got {max_bad_fraction!r}")
+
+
+def _check_rows(
+    found: sources.CorpusFiles,
+    plan: _RowPlan,
+    accent_codes: Mapping[str, str],
+    class_names: tuple[str, ...],
+    counter: _BadEntryCounter,
+) -> _CheckedRows:
+    """Second pass over the index files: checks the first row of each filename.
+
+    Malformed rows and rows that cannot become clips go to ``counter``; later
+    rows of a filename are skipped, with a warning if their transcript differs.
+
+    Raises:
+        TooManyBadEntriesError: As soon as too many entries are bad.
+    """
+    checked = _CheckedRows(good={}, indexed_audio_files=0)
     row_position = -1
     for parsed in _iterate_index_rows(found):
         if isinstance(parsed, index.MalformedRow):
@@ -172,61 +252,65 @@ def read_corpus(
             continue
         row_position += 1
         if not plan.first_occurrence[row_position]:
-            kept = good.get(parsed.clip_id)
-            if kept is not None and kept[2] != parsed.transcript:
-                logger.warning(
-                    "%s is listed more than once with different transcripts; keeping the first",
-                    parsed.clip_id,
-                )
+            _warn_if_transcripts_differ(checked.good.get(parsed.clip_id), parsed)
             continue
-        indexed_audio_files += parsed.clip_id in found.audio_files
-        try:
-            clip_labels = labels.parse_clip_name(parsed.clip_id, accent_codes, tuple(class_names))
-            source = _clip_source(found, parsed.clip_id)
-        except labels.LabelError as error:
-            counter.add(QuarantineEntry(parsed.clip_id, error.reason))
+        checked.indexed_audio_files += parsed.clip_id in found.audio_files
+        clip = _check_row(found, parsed, accent_codes, class_names)
+        if isinstance(clip, QuarantineEntry):
+            counter.add(clip)
         else:
-            good[parsed.clip_id] = (clip_labels, source, parsed.transcript)
+            checked.good[parsed.clip_id] = clip
         if (row_position + 1) % _PROGRESS_INTERVAL == 0:
             logger.info(
                 "Checked %d of %d index rows: %d good, %d quarantined",
                 row_position + 1,
                 len(plan.first_occurrence),
-                len(good),
+                len(checked.good),
                 counter.count,
             )
+    return checked
 
-    clip_splits = split.assign_splits(
-        {clip_id: clip_labels.speaker_id for clip_id, (clip_labels, _, _) in good.items()},
-        split_strategy=split_strategy,
-        eval_fraction=eval_fraction,
-        seed=seed,
-    )
-    records = [
-        ClipRecord(
-            clip_id=clip_id,
-            source=good[clip_id][1],
-            accent_code=good[clip_id][0].accent_code,
-            accent=good[clip_id][0].accent,
-            label=good[clip_id][0].label,
-            gender=good[clip_id][0].gender,
-            speaker_id=good[clip_id][0].speaker_id,
-            split=clip_splits[clip_id],
-            transcript=good[clip_id][2],
+
+def _check_row(
+    found: sources.CorpusFiles,
+    row: index.IndexRow,
+    accent_codes: Mapping[str, str],
+    class_names: tuple[str, ...],
+) -> _GoodClip | QuarantineEntry:
+    """Checks one index row: the labels in its filename and its audio file.
+
+    Returns:
+        The good clip, or the entry to quarantine with its reason.
+    """
+    try:
+        clip_labels = labels.parse_clip_name(row.clip_id, accent_codes, class_names)
+        source = _clip_source(found, row.clip_id)
+    except labels.LabelError as error:
+        return QuarantineEntry(row.clip_id, error.reason)
+    return _GoodClip(clip_labels=clip_labels, source=source, transcript=row.transcript)
+
+
+def _warn_if_transcripts_differ(kept: _GoodClip | None, row: index.IndexRow) -> None:
+    """Warns when a repeated row of a kept clip has another transcript than the row kept."""
+    if kept is not None and kept.transcript != row.transcript:
+        logger.warning(
+            "%s is listed more than once with different transcripts; keeping the first", row.clip_id
         )
-        for clip_id in sorted(good)
-    ]
-    corpus_index = CorpusIndex(
-        records=records,
-        quarantine=sorted(collected, key=lambda entry: entry.filename),
-        duplicate_rows=plan.duplicate_rows,
-        total_rows=entries,
-        unindexed_files=len(found.audio_files) - indexed_audio_files,
-        archives_scanned=found.archives_scanned,
-        num_quarantined=counter.count,
+
+
+def _clip_record(clip_id: str, clip: _GoodClip, clip_split: str) -> ClipRecord:
+    """The record of a good clip in its split."""
+    return ClipRecord(
+        clip_id=clip_id,
+        source=clip.source,
+        accent_code=clip.clip_labels.accent_code,
+        accent=clip.clip_labels.accent,
+        label=clip.clip_labels.label,
+        gender=clip.clip_labels.gender,
+        speaker_id=clip.clip_labels.speaker_id,
+        split=clip_split,
+        transcript=clip.transcript,
     )
-    _log_summary(corpus_dir, corpus_index, split_strategy)
-    return corpus_index
 
 
 def _clip_source(found: sources.CorpusFiles, clip_id: str) -> str:

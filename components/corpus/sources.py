@@ -37,16 +37,15 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from components.audio import AudioDecodeError
+from components.audio import AUDIO_EXTENSIONS
 from components.corpus import index
+from components.error_text import first_line
+from components.errors import UnusableClipError
 
 logger = logging.getLogger(__name__)
 
 # Separates an archive path from a member name in a source string.
 ARCHIVE_SEPARATOR = "!"
-
-# Extensions of the audio files picked up from the corpus directory and archives.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 # Archive members that are never corpus content (macOS resource forks).
 _IGNORED_MEMBER_PREFIXES = ("__MACOSX/",)
@@ -77,8 +76,8 @@ MAX_COMPRESSION_RATIO = 2000
 _RATIO_CHECK_MIN_BYTES = 1 << 20
 
 
-class ClipReadError(AudioDecodeError):
-    """A clip whose bytes cannot be read (missing file, unreadable archive member).
+class ClipReadError(UnusableClipError):
+    """A clip whose bytes cannot be read (missing file, unreadable archive member): no decoding error.
 
     Its ``reason`` goes to the quarantine list, like a decoding error's.
     """
@@ -235,7 +234,7 @@ def read_clip_bytes(source: str) -> bytes:
         except _tf().errors.NotFoundError:
             raise ClipReadError("missing file", source) from None
         except _tf().errors.OpError as error:
-            raise ClipReadError(f"unreadable file: {error.message.splitlines()[0]}", source) from None
+            raise ClipReadError(f"unreadable file: {first_line(error)}", source) from None
         except MemoryError:
             raise ClipReadError(f"out of memory: reading {size} bytes", source) from None
     try:
@@ -246,14 +245,14 @@ def read_clip_bytes(source: str) -> bytes:
         archive = _open_archive(path, stat.length, stat.mtime_nsec, os.getpid())
         member = archive.getinfo(member_name)
     except _ARCHIVE_ERRORS as error:
-        raise ClipReadError(f"unreadable archive member: {_error_text(error)}", source) from None
+        raise ClipReadError(f"unreadable archive member: {first_line(error)}", source) from None
     problem = clip_size_problem(member.file_size, member.compress_size)
     if problem is not None:
         raise ClipReadError(problem, source)
     try:
         return archive.read(member)
     except _ARCHIVE_ERRORS as error:
-        raise ClipReadError(f"unreadable archive member: {_error_text(error)}", source) from None
+        raise ClipReadError(f"unreadable archive member: {first_line(error)}", source) from None
     except MemoryError:
         raise ClipReadError(f"out of memory: reading a member of {member.file_size} bytes", source) from None
 
@@ -275,8 +274,8 @@ def describe_unreadable_index(index_file: IndexFile, error: BaseException) -> tu
     """
     path, member_name = split_source(index_file.name)
     if member_name is None:
-        return _basename(path), f"unreadable index: {_error_text(error)}"
-    return f"{_basename(path)}!{member_name}", f"unreadable archive member: {_error_text(error)}"
+        return _basename(path), f"unreadable index: {first_line(error)}"
+    return f"{_basename(path)}!{member_name}", f"unreadable archive member: {first_line(error)}"
 
 
 def open_index_file(index_file: IndexFile) -> BinaryIO:
@@ -397,7 +396,7 @@ def _scan_archive(archive_path: str, found: CorpusFiles) -> None:
         members = archive.infolist()
     except _ARCHIVE_ERRORS as error:
         logger.warning("Cannot open archive %s: %s", archive_path, error)
-        found.broken_archives.append((archive_name, f"unreadable archive: {_error_text(error)}"))
+        found.broken_archives.append((archive_name, f"unreadable archive: {first_line(error)}"))
         return
     found.archives_scanned += 1
     num_audio = 0
@@ -570,14 +569,8 @@ def _stem(filename: str) -> str:
 
 
 def _is_audio_name(name: str) -> bool:
-    """Tells whether a name has one of the audio extensions."""
+    """Tells whether a name has one of the audio extensions: such files are picked up from the corpus."""
     return name.lower().endswith(AUDIO_EXTENSIONS)
-
-
-def _error_text(error: BaseException) -> str:
-    """A one-line description of an error."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text[:200] or type(error).__name__
 
 
 def _tf():

@@ -8,15 +8,14 @@ share one loaded YAMNet. Each split's examples leave the DoFn on their own
 output and the counts for the summary are per clip, so that the per-patch
 work outside the DoFn is only the write.
 
-The TFRecords are written uncompressed: gzip shrinks float32 embeddings by
-about 15% only, and costs CPU time here and again in every step that reads
-them, on every training epoch. Readers pick the compression from the file
-name (``.gz`` or not), so gzipped Examples still read.
+The TFRecords are written uncompressed: gzip shrinks float32 embeddings
+little (see README, Benchmarks), and costs CPU time here and again in every
+step that reads them, on every training epoch. Readers pick the compression
+from the file name (``.gz`` or not), so gzipped Examples still read.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,8 +26,10 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.utils import shared
 
-from components import audio, corpus, features
+from components import artifact_files, audio, corpus, features
 from components.embedding import patch_examples, speech
+from components.error_text import first_line
+from components.errors import AccentPipelineError, UnusableClipError
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,15 @@ QUARANTINE_TAG = "quarantine"
 COUNTS_TAG = "counts"
 EXAMPLES_TAG_PREFIX = "examples-"
 
-# Files written by the job under the output artifacts.
+# Prefix of the TFRecord files under each ``Split-<name>/`` of the Examples artifact. The
+# QuarantineReport's files are laid out by ``artifact_files.QuarantineReportFiles``.
 EXAMPLES_FILE_PREFIX = "data_tfrecord"
-QUARANTINE_FILE = "quarantine.csv"
-SUMMARY_FILE = "summary.json"
 
 # Clips gathered into one DoFn call, so that the front end runs once per batch and YAMNet batches
 # patches across clips. Beam's adaptive batching starts at the minimum and, since a batch's time
-# grows in proportion to its clips, stays near it: at 8, batches of about 60 patches ran measurably
-# slower than at 16 or 32 (benchmarks/, 4,144 s corpus). At the maximum, OpenSLR-83's clips (about
-# 6 s, 11 patches) fill about one network call of EMBEDDING_BATCH_PATCHES.
+# grows in proportion to its clips, stays near it; so the minimum is set high enough that a batch
+# fills YAMNet's calls (see README, Benchmarks, for the measurements behind it). At the maximum,
+# OpenSLR-83's clips (about 6 s, 11 patches) fill about one network call of EMBEDDING_BATCH_PATCHES.
 MIN_CLIPS_PER_BATCH = 16
 MAX_CLIPS_PER_BATCH = 48
 
@@ -66,8 +66,9 @@ class EmbedClipsDoFn(beam.DoFn):
     split's patches; ``QUARANTINE_TAG`` with a ``QuarantineEntry`` per clip
     that could not be decoded or embedded (named by its index filename, the
     clip id, as the indexing step names its entries); and ``COUNTS_TAG`` with
-    ``((kind, split, class_name), count)`` pairs (kind ``clips`` or
-    ``patches``), one per clip and class, for the run's summary.
+    ``((kind, split, class_name), count)`` pairs (kind
+    ``artifact_files.CLIPS_KIND`` or ``PATCHES_KIND``), one per clip and
+    class, for the run's ``EmbeddingSummary``.
     """
 
     def __init__(
@@ -146,7 +147,7 @@ class EmbedClipsDoFn(beam.DoFn):
                     clip_embeddings.extend(self._embedder.embed_waveforms([waveform]))
                     kept_records.append(record)
                 except (tf.errors.OpError, ValueError) as clip_error:
-                    yield self._quarantine(record, f"embedding failed: {_first_line(clip_error)}")
+                    yield self._quarantine(record, f"embedding failed: {first_line(clip_error)}")
             decoded_records = kept_records
         for record, clip in zip(decoded_records, clip_embeddings, strict=True):
             yield from self._clip_outputs(record, clip)
@@ -181,24 +182,22 @@ class EmbedClipsDoFn(beam.DoFn):
             )
         self._clips_embedded.inc()
         self._patches_written.inc(clip.num_patches)
-        yield beam.pvalue.TaggedOutput(COUNTS_TAG, (("clips", record.split, record.accent), 1))
+        yield beam.pvalue.TaggedOutput(
+            COUNTS_TAG, ((artifact_files.CLIPS_KIND, record.split, record.accent), 1)
+        )
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             yield beam.pvalue.TaggedOutput(
-                COUNTS_TAG, (("patches", record.split, self._class_names[int(label)]), int(count))
+                COUNTS_TAG,
+                ((artifact_files.PATCHES_KIND, record.split, self._class_names[int(label)]), int(count)),
             )
 
 
-class ClipError(Exception):
+class ClipError(AccentPipelineError):
     """A clip that cannot be used, with the short reason the quarantine report gives."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 def decode_clip(record: corpus.ClipRecord, max_clip_seconds: float | None = None) -> np.ndarray:
@@ -220,28 +219,23 @@ def decode_clip(record: corpus.ClipRecord, max_clip_seconds: float | None = None
     try:
         encoded = corpus.read_clip_bytes(record.source)
         waveform = audio.load_waveform(encoded, record.source, max_seconds=max_clip_seconds)
-    except audio.AudioDecodeError as error:
+    except UnusableClipError as error:  # A read error or a decode error: both are quarantine reasons.
         raise ClipError(error.reason) from error
     except MemoryError as error:
         raise ClipError("out of memory: reading or decoding the clip") from error
     except (OSError, tf.errors.OpError) as error:
-        raise ClipError(f"unreadable: {_first_line(error)}") from error
+        raise ClipError(f"unreadable: {first_line(error)}") from error
     except Exception as error:  # A decoder bug on one file must not sink the run: quarantine the clip.
         logger.warning("Unexpected error decoding %s", record.source, exc_info=True)
-        raise ClipError(f"decoder error: {type(error).__name__}: {_first_line(error)}") from error
+        raise ClipError(f"decoder error: {type(error).__name__}: {first_line(error)}") from error
     if waveform.size == 0:
         raise ClipError("no samples")
     return waveform
 
 
-def _write_summary(counts: Iterable[tuple[tuple[str, str, str], int]], path: str) -> None:
-    """Writes the clip and patch counts per split and class as JSON."""
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    summary: dict[str, dict[str, dict[str, int]]] = {"clips": {}, "patches": {}}
-    for (kind, split, class_name), count in counts:
-        summary[kind].setdefault(split, {})[class_name] = count
-    with tf.io.gfile.GFile(path, "w") as summary_file:
-        json.dump(summary, summary_file, indent=2, sort_keys=True)
+def _write_summary(counts: Iterable[tuple[tuple[str, str, str], int]], report_uri: str) -> None:
+    """Writes the clip and patch counts per split and class into the QuarantineReport artifact."""
+    artifact_files.EmbeddingSummary.from_counts(counts).write(report_uri)
 
 
 def _parse_clip_line(line: str, split_names: Sequence[str]) -> corpus.ClipRecord:
@@ -311,7 +305,7 @@ def build_embedding_pipeline(
         | "AllQuarantine" >> beam.Flatten()
         | "WriteQuarantine"
         >> beam.io.WriteToText(
-            os.path.join(report_uri, QUARANTINE_FILE),
+            artifact_files.QuarantineReportFiles(report_uri).quarantine_path,
             num_shards=1,
             shard_name_template="",
             header=",".join(corpus.QUARANTINE_COLUMNS),
@@ -321,5 +315,5 @@ def build_embedding_pipeline(
         outputs[COUNTS_TAG]
         | "SumPerKey" >> beam.CombinePerKey(sum)
         | "CountList" >> beam.combiners.ToList()
-        | "WriteSummary" >> beam.Map(_write_summary, os.path.join(report_uri, SUMMARY_FILE))
+        | "WriteSummary" >> beam.Map(_write_summary, report_uri)
     )

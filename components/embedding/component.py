@@ -5,19 +5,23 @@ It runs an Apache Beam job (``beam_job.py``) with the pipeline's
 locally and on Dataflow, Flink or Spark.
 """
 
+import dataclasses
 import json
 import logging
-import os
 
 import apache_beam as beam
-import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import corpus, features
+from components.artifact_files import (
+    ClipIndexFiles,
+    ClipIndexSummary,
+    EmbeddingSummary,
+    QuarantineReportFiles,
+)
 from components.artifacts import ClipIndex, QuarantineReport
-from components.corpus import component as corpus_component
 from components.embedding import beam_job, speech
 from components.yamnet import component as yamnet_component
 from components.yamnet import export
@@ -37,6 +41,7 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
     yamnet_model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
     examples: tfx.dsl.components.OutputArtifact[standard_artifacts.Examples],
     quarantine_report: tfx.dsl.components.OutputArtifact[QuarantineReport],
+    # A JSON string, not a List parameter: on Kubeflow, TFX 1.16 hands a list parameter over as its JSON text.
     class_names_json: tfx.dsl.components.Parameter[str],
     non_speech_rule: tfx.dsl.components.Parameter[str],
     energy_threshold_dbfs: tfx.dsl.components.Parameter[float],
@@ -75,25 +80,9 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
     yamnet_dir = yamnet_component.yamnet_saved_model_dir(yamnet_model.uri)
     pretrained = export.describe_weights(yamnet_dir).pretrained
     rule = speech.resolve_rule(non_speech_rule, yamnet_is_pretrained=pretrained)
-    clips_path = os.path.join(clip_index.uri, corpus_component.CLIPS_FILE)
-    index_quarantine_path = os.path.join(clip_index.uri, corpus_component.QUARANTINE_FILE)
-    with tf.io.gfile.GFile(os.path.join(clip_index.uri, corpus_component.SUMMARY_FILE)) as summary_file:
-        index_summary = json.load(summary_file)
-    unknown_splits = sorted(set(index_summary["clips_per_split"]) - set(SPLIT_NAMES))
-    if unknown_splits:
-        raise ValueError(f"Clips are assigned to splits {unknown_splits}, which are not among {SPLIT_NAMES}")
-    logger.info(
-        "Embedding %d clips with YAMNet from %s (%s weights, non-speech rule %r, clips up to %s)",
-        index_summary["clips"],
-        yamnet_dir,
-        "pretrained" if pretrained else "OFFLINE untrained",
-        rule,
-        f"{max_clip_seconds:g} s" if max_clip_seconds > 0 else "any length",
-    )
-    examples.split_names = artifact_utils.encode_split_names(list(SPLIT_NAMES))
-    examples.set_string_custom_property(
-        "payload_format", example_gen_pb2.PayloadFormat.Name(example_gen_pb2.FORMAT_TF_EXAMPLE)
-    )
+    index_summary = _read_index_summary(clip_index.uri)
+    _log_start(index_summary, yamnet_dir, pretrained, rule, max_clip_seconds)
+    _declare_examples(examples)
     embed_clips = beam_job.EmbedClipsDoFn(
         yamnet_dir=yamnet_dir,
         class_names=class_names,
@@ -102,40 +91,128 @@ def EmbeddingGen(  # noqa: N802 - TFX components are named like classes.
         batch_patches=batch_patches,
         max_clip_seconds=max_clip_seconds if max_clip_seconds > 0 else None,
     )
+    _run_job(beam_pipeline, embed_clips, clip_index.uri, examples.uri, quarantine_report.uri)
+    outcome = EmbeddingOutcome.read(quarantine_report.uri, entries=index_summary.index_rows)
+    _record_outcome(outcome, examples, quarantine_report)
+    report_path = corpus.copy_quarantine_report(outcome.report_path, quarantine_copy_path)
+    check_bad_fraction(
+        outcome.good_clips, outcome.quarantined, outcome.entries, max_bad_fraction, report_path
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingOutcome:
+    """What the embedding job made of the corpus, read back from its QuarantineReport.
+
+    Attributes:
+        good_clips: Clips that reached the Examples.
+        quarantined: Entries set aside, from indexing and decoding.
+        entries: Distinct corpus entries (duplicate index rows counted once).
+        report_path: The quarantine report inside the artifact.
+    """
+
+    good_clips: int
+    quarantined: int
+    entries: int
+    report_path: str
+
+    @property
+    def bad_fraction(self) -> float:
+        """Quarantined entries over all entries; 1.0 for a corpus without entries."""
+        return self.quarantined / self.entries if self.entries else 1.0
+
+    @classmethod
+    def read(cls, report_uri: str, entries: int) -> "EmbeddingOutcome":
+        """Reads the counts the embedding job wrote into a QuarantineReport artifact.
+
+        Args:
+            report_uri: The artifact's URI.
+            entries: Distinct corpus entries, from the clip index's summary.
+
+        Returns:
+            The outcome.
+        """
+        report_path = QuarantineReportFiles(report_uri).quarantine_path
+        return cls(
+            good_clips=EmbeddingSummary.read(report_uri).good_clips,
+            quarantined=corpus.count_quarantine_csv(report_path),
+            entries=entries,
+            report_path=report_path,
+        )
+
+
+def _read_index_summary(clip_index_uri: str) -> ClipIndexSummary:
+    """Reads the clip index's summary and checks that its clips go to the splits written here.
+
+    Raises:
+        ValueError: If some clips are assigned to a split not among ``SPLIT_NAMES``.
+    """
+    index_summary = ClipIndexSummary.read(clip_index_uri)
+    unknown_splits = sorted(set(index_summary.clips_per_split) - set(SPLIT_NAMES))
+    if unknown_splits:
+        raise ValueError(f"Clips are assigned to splits {unknown_splits}, which are not among {SPLIT_NAMES}")
+    return index_summary
+
+
+def _log_start(
+    index_summary: ClipIndexSummary, yamnet_dir: str, pretrained: bool, rule: str, max_clip_seconds: float
+) -> None:
+    """Logs what the job is about to embed, and how."""
+    logger.info(
+        "Embedding %d clips with YAMNet from %s (%s weights, non-speech rule %r, clips up to %s)",
+        index_summary.clips,
+        yamnet_dir,
+        "pretrained" if pretrained else "OFFLINE untrained",
+        rule,
+        f"{max_clip_seconds:g} s" if max_clip_seconds > 0 else "any length",
+    )
+
+
+def _declare_examples(examples: standard_artifacts.Examples) -> None:
+    """Declares the Examples artifact's splits and payload format, as TFX's ExampleGen does."""
+    examples.split_names = artifact_utils.encode_split_names(list(SPLIT_NAMES))
+    examples.set_string_custom_property(
+        "payload_format", example_gen_pb2.PayloadFormat.Name(example_gen_pb2.FORMAT_TF_EXAMPLE)
+    )
+
+
+def _run_job(
+    beam_pipeline: beam.Pipeline,
+    embed_clips: beam_job.EmbedClipsDoFn,
+    clip_index_uri: str,
+    examples_uri: str,
+    report_uri: str,
+) -> None:
+    """Runs the Beam job from the clip index's files to the Examples and the QuarantineReport."""
+    clip_index_files = ClipIndexFiles(clip_index_uri)
     with beam_pipeline as pipeline:
         beam_job.build_embedding_pipeline(
             pipeline,
-            clips_path=clips_path,
-            index_quarantine_path=index_quarantine_path,
+            clips_path=clip_index_files.clips_path,
+            index_quarantine_path=clip_index_files.quarantine_path,
             embed_clips=embed_clips,
-            examples_uri=examples.uri,
-            report_uri=quarantine_report.uri,
+            examples_uri=examples_uri,
+            report_uri=report_uri,
             split_names=SPLIT_NAMES,
         )
-    report_path = os.path.join(quarantine_report.uri, beam_job.QUARANTINE_FILE)
-    quarantined = corpus.count_quarantine_csv(report_path)
-    with tf.io.gfile.GFile(os.path.join(quarantine_report.uri, beam_job.SUMMARY_FILE)) as summary_file:
-        embedding_summary = json.load(summary_file)
-    good_clips = sum(sum(per_class.values()) for per_class in embedding_summary["clips"].values())
-    entries = index_summary["index_rows"]
-    bad_fraction = quarantined / entries if entries else 1.0
-    quarantine_report.set_int_custom_property("num_quarantined", quarantined)
-    quarantine_report.set_int_custom_property("num_good_clips", good_clips)
-    quarantine_report.set_float_custom_property("bad_fraction", bad_fraction)
-    examples.set_int_custom_property("num_clips", good_clips)
+
+
+def _record_outcome(
+    outcome: EmbeddingOutcome, examples: standard_artifacts.Examples, quarantine_report: QuarantineReport
+) -> None:
+    """Sets the outcome's counts as custom properties of the output artifacts, and logs them."""
+    quarantine_report.set_int_custom_property("num_quarantined", outcome.quarantined)
+    quarantine_report.set_int_custom_property("num_good_clips", outcome.good_clips)
+    quarantine_report.set_float_custom_property("bad_fraction", outcome.bad_fraction)
+    examples.set_int_custom_property("num_clips", outcome.good_clips)
     logger.info(
         "Embedded %d good clips; %d of %d entries quarantined (%.1f%%), report at %s",
-        good_clips,
-        quarantined,
-        entries,
-        100.0 * bad_fraction,
-        report_path,
+        outcome.good_clips,
+        outcome.quarantined,
+        outcome.entries,
+        100.0 * outcome.bad_fraction,
+        outcome.report_path,
     )
-    if quarantine_copy_path:
-        tf.io.gfile.makedirs(os.path.dirname(quarantine_copy_path) or ".")
-        tf.io.gfile.copy(report_path, quarantine_copy_path, overwrite=True)
-        report_path = quarantine_copy_path
-    check_bad_fraction(good_clips, quarantined, entries, max_bad_fraction, report_path)
 
 
 def check_bad_fraction(

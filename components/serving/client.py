@@ -23,6 +23,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from components import audio, features
+from components.errors import AccentPipelineError
 from components.serving.grpc_options import grpc_message_options
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -45,7 +46,7 @@ class Prediction:
     model_version: int
 
 
-class PredictionError(Exception):
+class PredictionError(AccentPipelineError):
     """A file that could not be scored; the message says why, for the user."""
 
 
@@ -272,7 +273,7 @@ def predict_files(
         stream: Where results go; standard output when None.
 
     Returns:
-        0 if every file was scored, 1 otherwise.
+        The number of files that could not be scored.
 
     Raises:
         ValueError: If ``timeout_seconds`` is not positive.
@@ -297,4 +298,4 @@ def predict_files(
             else:
                 output.write(format_prediction(path, model_name, prediction))
             output.flush()
-    return 0 if num_failed == 0 else 1
+    return num_failed

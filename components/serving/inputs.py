@@ -23,11 +23,9 @@ import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from components import features
+from components.serving.defaults import DEFAULT_MAX_AUDIO_SECONDS
 from components.serving.grpc_options import DEFAULT_MAX_MESSAGE_BYTES
 from components.serving.rpc import ServingError
-
-# Longest audio a Predict may send, in seconds of 16 kHz samples.
-DEFAULT_MAX_AUDIO_SECONDS = 600.0
 
 # Names of a signature input's unknown dimensions, for error messages.
 _DIMENSION_NAMES: dict[str, tuple[str, ...]] = {features.WAVEFORM_INPUT_KEY: ("num_samples",)}

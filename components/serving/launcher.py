@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from components.errors import AccentPipelineError, InvalidArgumentError
 from components.serving import server
-from components.serving.inputs import DEFAULT_MAX_AUDIO_SECONDS
-from components.serving.servicers import DEFAULT_MAX_IN_FLIGHT
+from components.serving.defaults import DEFAULT_HOST, DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MAX_IN_FLIGHT
 
 logger = logging.getLogger(__name__)
 
@@ -103,16 +103,28 @@ def _run_model_server_binary(command: list[str]) -> int:
     return 128 - return_code if return_code < 0 else return_code
 
 
+class ModelServerError(AccentPipelineError):
+    """The model server cannot start, or ends with an error.
+
+    Attributes:
+        return_code: The exit code of ``tensorflow_model_server``; None for the project's server.
+    """
+
+    def __init__(self, message: str, return_code: int | None = None) -> None:
+        super().__init__(message)
+        self.return_code = return_code
+
+
 def serve(
     model_base_path: str | os.PathLike[str],
     model_name: str,
     port: int,
     poll_wait_seconds: float = server.DEFAULT_POLL_WAIT_SECONDS,
     max_message_bytes: int | None = None,
-    host: str = server.DEFAULT_HOST,
+    host: str = DEFAULT_HOST,
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-) -> int:
+) -> None:
     """Serves the model until SIGTERM or SIGINT; backs ``accent-pipeline serve``.
 
     Runs ``tensorflow_model_server`` when it is on PATH (with ``--port``,
@@ -134,13 +146,13 @@ def serve(
         max_audio_seconds: Longest audio a Predict may send to the project's server, in seconds.
         max_in_flight: Most model calls the project's server runs at once.
 
-    Returns:
-        The exit code: 0 after a clean shutdown, 2 when the base path is not a
-        directory, 1 when the port cannot be bound, else the binary's own code.
+    Raises:
+        InvalidArgumentError: If the base path is not a directory.
+        ModelServerError: If the port cannot be bound, or ``tensorflow_model_server`` ends with
+            an error.
     """
     if not Path(model_base_path).is_dir():
-        logger.error("The model base path %s is not a directory", model_base_path)
-        return 2
+        raise InvalidArgumentError(f"The model base path {model_base_path} is not a directory")
     binary = shutil.which(MODEL_SERVER_BINARY)
     if binary is not None:
         if not _is_every_interface(host):
@@ -154,9 +166,12 @@ def serve(
                 host,
                 MODEL_SERVER_BINARY,
             )
-        return _run_model_server_binary(
+        return_code = _run_model_server_binary(
             model_server_command(binary, model_base_path, model_name, port, poll_wait_seconds)
         )
+        if return_code != 0:
+            raise ModelServerError(f"{MODEL_SERVER_BINARY} exited with code {return_code}", return_code)
+        return
     logger.info("%s is not on PATH; serving with the project's gRPC server", MODEL_SERVER_BINARY)
     stop_requested = threading.Event()
 
@@ -178,8 +193,7 @@ def serve(
                 max_in_flight=max_in_flight,
             )
         except OSError as error:
-            logger.error("%s", error)
-            return 1
+            raise ModelServerError(str(error)) from error
         try:
             while not stop_requested.wait(0.5):
                 pass
@@ -187,4 +201,3 @@ def serve(
             running_server.stop()
     finally:
         _restore_signal_handlers(previous_handlers)
-    return 0

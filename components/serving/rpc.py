@@ -28,6 +28,8 @@ import tensorflow as tf
 from google.protobuf import message as protobuf_message
 from tensorflow_serving.apis import model_pb2
 
+from components.errors import AccentPipelineError
+
 logger = logging.getLogger(__name__)
 
 _Response = TypeVar("_Response", bound=protobuf_message.Message)
@@ -39,7 +41,7 @@ _OP_ERROR_CODES: dict[type[tf.errors.OpError], grpc.StatusCode] = {
 }
 
 
-class ServingError(Exception):
+class ServingError(AccentPipelineError):
     """A request that fails with a gRPC status code, as TF Serving would answer it.
 
     Attributes:

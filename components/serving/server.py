@@ -30,6 +30,7 @@ from concurrent import futures
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from components.serving.defaults import DEFAULT_HOST
 from components.serving.grpc_options import grpc_message_options, max_message_bytes_for_audio
 from components.serving.inputs import DEFAULT_MAX_AUDIO_SECONDS, InputLimits
 from components.serving.model_manager import ModelManager
@@ -39,9 +40,6 @@ logger = logging.getLogger(__name__)
 
 # Seconds between two polls of the model base path (TF Serving's --file_system_poll_wait_seconds).
 DEFAULT_POLL_WAIT_SECONDS = 1.0
-
-# Address the server listens on: loopback only, unless the caller asks for another (e.g. 0.0.0.0).
-DEFAULT_HOST = "127.0.0.1"
 
 # Request threads beyond the in-flight cap, so that GetModelStatus, GetModelMetadata and refusals
 # are answered while every model call slot is busy.

@@ -38,16 +38,11 @@ from tensorflow_serving.apis import (
 from typing_extensions import override
 
 from components import features
+from components.serving.defaults import DEFAULT_MAX_IN_FLIGHT
 from components.serving.inputs import DEFAULT_INPUT_LIMITS, InputLimits, check_inputs, decode_inputs
 from components.serving.model_lookup import ModelLookup
 from components.serving.model_manager import ModelManager
 from components.serving.rpc import RequestRecord, ServingError, reject_unimplemented, run_rpc
-
-# Model calls running at once. A call already uses every core (TensorFlow's intra-op threads), so
-# more calls in parallel add no throughput, only memory: each holds its waveform and the model's
-# activations. 8 keeps the worst case (8 ten-minute clips) bounded on any machine, and lets 8
-# clients (the serving benchmark's load) be served at once even on 2 cores.
-DEFAULT_MAX_IN_FLIGHT = 8
 
 SIGNATURE_DEF_METADATA_FIELD = "signature_def"
 

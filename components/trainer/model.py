@@ -12,30 +12,21 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from components import clip_accuracy, features
+from components.errors import InvalidArgumentError
 from components.trainer import data, export
-from pipeline import configs
+from components.trainer.config import TrainerConfig
 
 if TYPE_CHECKING:
     from tfx import v1 as tfx
 
 logger = logging.getLogger(__name__)
-
-# Keys of the Trainer's custom_config, all required.
-CLASS_NAMES_CONFIG_KEY = "class_names"
-EPOCHS_CONFIG_KEY = "epochs"
-BATCH_SIZE_CONFIG_KEY = "batch_size"
-LEARNING_RATE_CONFIG_KEY = "learning_rate"
-EARLY_STOPPING_PATIENCE_CONFIG_KEY = "early_stopping_patience"
-# Optional key: the seed of weight initialisation, dropout and shuffling.
-SEED_CONFIG_KEY = "seed"
-DEFAULT_SEED = 0
 
 # Name of the classifier's output layer.
 OUTPUT_LAYER_NAME = "accent_probabilities"
@@ -52,7 +43,7 @@ _HIDDEN_BLOCKS: tuple[tuple[int, float], ...] = ((256, 0.15), (384, 0.2), (192, 
 
 def build_model(
     num_classes: int = len(features.DEFAULT_CLASS_NAMES),
-    learning_rate: float = configs.LEARNING_RATE,
+    learning_rate: float = TrainerConfig.learning_rate,
 ) -> keras.Model:
     """Builds and compiles the keras-io reference classifier.
 
@@ -146,64 +137,6 @@ def class_weights_from_counts(
     return weights
 
 
-def _required(custom_config: Mapping[str, Any], key: str) -> Any:
-    """Returns a required custom_config value, or raises a ValueError naming the key."""
-    if key not in custom_config:
-        raise ValueError(f"The Trainer's custom_config lacks the required key {key!r}")
-    return custom_config[key]
-
-
-def parse_custom_config(custom_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validates the Trainer's custom_config.
-
-    Args:
-        custom_config: ``FnArgs.custom_config`` with the keys ``class_names`` (list of str),
-            ``epochs`` (int), ``batch_size`` (int), ``learning_rate`` (float),
-            ``early_stopping_patience`` (int) and optionally ``seed`` (int, default 0).
-
-    Returns:
-        The validated settings under the same keys, with ``class_names`` as a list.
-
-    Raises:
-        ValueError: If a key is missing or a value has the wrong type or range.
-    """
-    if custom_config is None:
-        raise ValueError("The Trainer needs a custom_config; got None")
-    class_names = _required(custom_config, CLASS_NAMES_CONFIG_KEY)
-    if (
-        isinstance(class_names, str)
-        or not isinstance(class_names, Sequence)
-        or len(class_names) < 2
-        or not all(isinstance(name, str) and name for name in class_names)
-    ):
-        raise ValueError(f"class_names must be a list of at least two non-empty strings, got {class_names!r}")
-    if len(set(class_names)) != len(class_names):
-        raise ValueError(f"class_names must be unique, got {class_names!r}")
-    settings: dict[str, Any] = {CLASS_NAMES_CONFIG_KEY: list(class_names)}
-    for key, minimum in (
-        (EPOCHS_CONFIG_KEY, 1),
-        (BATCH_SIZE_CONFIG_KEY, 1),
-        (EARLY_STOPPING_PATIENCE_CONFIG_KEY, 0),
-    ):
-        value = _required(custom_config, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
-        settings[key] = value
-    learning_rate = _required(custom_config, LEARNING_RATE_CONFIG_KEY)
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, (int, float))
-        or not learning_rate > 0
-    ):
-        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-    settings[LEARNING_RATE_CONFIG_KEY] = float(learning_rate)
-    seed = custom_config.get(SEED_CONFIG_KEY, DEFAULT_SEED)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    settings[SEED_CONFIG_KEY] = seed
-    return settings
-
-
 def _write_clip_metrics(
     classifier: keras.Model,
     eval_files: Sequence[str],
@@ -237,19 +170,19 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     Args:
         fn_args: The Trainer's arguments. Uses ``train_files``, ``eval_files``,
             ``serving_model_dir``, ``model_run_dir``, ``base_model`` (the YAMNet
-            SavedModel directory) and ``custom_config`` (see ``parse_custom_config``).
+            SavedModel directory) and ``custom_config`` (``TrainerConfig.to_custom_config``).
 
     Raises:
-        ValueError: If the custom_config is invalid, the base model is missing or
-            the train split has no example.
+        InvalidArgumentError: If the custom_config is invalid or the base model is missing.
+        ValueError: If the train split has no example.
     """
-    settings = parse_custom_config(fn_args.custom_config)
+    config = TrainerConfig.from_custom_config(fn_args.custom_config)
     if not fn_args.base_model:
-        raise ValueError("run_fn needs the YAMNet SavedModel as the Trainer's base_model")
-    class_names: list[str] = settings[CLASS_NAMES_CONFIG_KEY]
+        raise InvalidArgumentError("run_fn needs the YAMNet SavedModel as the Trainer's base_model")
+    class_names = list(config.class_names)
     num_classes = len(class_names)
-    seed: int = settings[SEED_CONFIG_KEY]
-    batch_size: int = settings[BATCH_SIZE_CONFIG_KEY]
+    seed = config.seed
+    batch_size = config.batch_size
     keras.utils.set_random_seed(seed)
 
     counts = data.count_labels(fn_args.train_files, num_classes)
@@ -266,23 +199,23 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         fn_args.eval_files, num_classes, batch_size, shuffle=False, num_records=int(eval_counts.sum())
     )
 
-    model = build_model(num_classes, settings[LEARNING_RATE_CONFIG_KEY])
+    model = build_model(num_classes, config.learning_rate)
     model.summary(print_fn=logger.info)
     callbacks = [
         keras.callbacks.EarlyStopping(
             monitor=EARLY_STOPPING_MONITOR,
             mode="max",
-            patience=settings[EARLY_STOPPING_PATIENCE_CONFIG_KEY],
+            patience=config.early_stopping_patience,
             restore_best_weights=True,
             verbose=1,
         ),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
     ]
-    logger.info("Training for at most %d epochs, batch size %d", settings[EPOCHS_CONFIG_KEY], batch_size)
+    logger.info("Training for at most %d epochs, batch size %d", config.epochs, batch_size)
     history = model.fit(
         train_dataset,
         validation_data=eval_dataset,
-        epochs=settings[EPOCHS_CONFIG_KEY],
+        epochs=config.epochs,
         class_weight=class_weights,
         callbacks=callbacks,
         verbose=2,
@@ -291,6 +224,21 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         "Trained %d epochs; last metrics %s",
         len(history.epoch),
         {name: values[-1] for name, values in history.history.items()},
+    )
+    # The per-epoch history and hyperparameters, for the model card (components/model_card/).
+    from components.model_card import history as training_history
+
+    training_history.write_training_history(
+        fn_args.model_run_dir,
+        history.history,
+        model.optimizer.get_config(),
+        epochs=config.epochs,
+        batch_size=batch_size,
+        class_names=class_names,
+        class_weights=class_weights,
+        early_stopping_monitor=EARLY_STOPPING_MONITOR,
+        early_stopping_patience=config.early_stopping_patience,
+        seed=seed,
     )
 
     _write_clip_metrics(model, fn_args.eval_files, class_names, batch_size, fn_args.model_run_dir)

@@ -26,9 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from components.yamnet import contract, export, frontend, network, params
+from components.yamnet import contract, defaults, export, frontend, network, params
 from components.yamnet import weights as yamnet_weights
-from pipeline import configs
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ class YamnetEmbedder:
     """
 
     def __init__(
-        self, saved_model_dir: str | os.PathLike, batch_patches: int = configs.EMBEDDING_BATCH_PATCHES
+        self, saved_model_dir: str | os.PathLike, batch_patches: int = defaults.EMBEDDING_BATCH_PATCHES
     ):
         if batch_patches < 1:
             raise ValueError(f"batch_patches must be >= 1, got {batch_patches}")

@@ -37,9 +37,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from components.yamnet import class_map, frontend, network, params
+from components.errors import InvalidArgumentError
+from components.yamnet import class_map, defaults, frontend, network, params
 from components.yamnet import weights as yamnet_weights
-from pipeline import configs
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def _check_class_map(
 ) -> None:
     if offline:
         if class_map_csv is not None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"A class map ({os.fspath(class_map_csv)}) cannot be shipped with offline weights: they are "
                 "untrained, so real class names would label meaningless scores. Offline exports ship "
                 "placeholder names labelled as untrained offline weights; drop the class map, or export "
@@ -193,13 +193,13 @@ def _check_class_map(
             )
         return
     if class_map_csv is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Exporting YAMNet from h5 weights ({os.fspath(weights)}) needs their class map: pass "
             f"--class-map yamnet_class_map.csv (class_map_csv=...), the {CLASS_MAP_SOURCE}."
         )
     names = class_map.read_display_names(class_map_csv)
     if len(names) != params.NUM_CLASSES:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{os.fspath(class_map_csv)} has {len(names)} class name(s); YAMNet's class map has "
             f"{params.NUM_CLASSES}. Pass the {CLASS_MAP_SOURCE}."
         )
@@ -208,7 +208,7 @@ def _check_class_map(
 def export_yamnet(
     output_dir: str | os.PathLike,
     weights: str | os.PathLike = yamnet_weights.OFFLINE_WEIGHTS,
-    seed: int = configs.OFFLINE_YAMNET_SEED,
+    seed: int = defaults.OFFLINE_SEED,
     class_map_csv: str | os.PathLike | None = None,
 ) -> pathlib.Path:
     """Writes YAMNet as a SavedModel loadable with ``tensorflow_hub.load``.
@@ -227,7 +227,7 @@ def export_yamnet(
         The SavedModel directory.
 
     Raises:
-        ValueError: If h5 weights come without a class map of 521 names, or
+        InvalidArgumentError: If h5 weights come without a class map of 521 names, or
             offline weights with one; nothing is written then.
     """
     output_path = pathlib.Path(output_dir)

@@ -31,9 +31,9 @@ import urllib.request
 
 import tensorflow as tf
 
-from components.yamnet import export
+from components.errors import AccentPipelineError
+from components.yamnet import defaults, export
 from components.yamnet import weights as yamnet_weights
-from pipeline import configs
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ HANDLE_KINDS = (
 )
 
 
-class YamnetHandleError(RuntimeError):
+class YamnetHandleError(AccentPipelineError, RuntimeError):
     """Raised when a YAMNet handle cannot be turned into a SavedModel directory."""
 
 
@@ -269,7 +269,7 @@ def _resolve_offline(offline_cache_dir: str | os.PathLike | None, seed: int) -> 
 def resolve_yamnet_handle(
     handle: str,
     offline_cache_dir: str | os.PathLike | None = None,
-    seed: int = configs.OFFLINE_YAMNET_SEED,
+    seed: int = defaults.OFFLINE_SEED,
 ) -> pathlib.Path | str:
     """Returns the SavedModel directory of a YAMNet handle.
 
@@ -294,7 +294,7 @@ def resolve_yamnet_handle(
             not a SavedModel. The message names the remedies.
     """
     if not handle:
-        raise YamnetHandleError("The YAMNet handle is empty. " + _remedies(configs.YAMNET_HANDLE))
+        raise YamnetHandleError("The YAMNet handle is empty. " + _remedies(defaults.TFHUB_HANDLE))
     if handle == yamnet_weights.OFFLINE_WEIGHTS:
         return _resolve_offline(offline_cache_dir, seed)
     if is_url(handle):

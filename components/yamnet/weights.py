@@ -23,8 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.yamnet import frontend, network, params, synthetic_audio
-from pipeline import configs
+from components.errors import InvalidArgumentError
+from components.yamnet import defaults, frontend, network, params, synthetic_audio
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ CALIBRATION_SECONDS = 2.5
 # Batch-norm offset of the offline weights (a small positive value keeps ReLUs alive).
 OFFLINE_BATCHNORM_BETA = 0.1
 
-# The weights argument, the YAMNet handle and the weights source that mean seeded, UNTRAINED weights.
-OFFLINE_WEIGHTS = "offline"
+# The weights argument, the YAMNet handle and the weights source that mean seeded, UNTRAINED weights;
+# defined in the light ``defaults`` module, which the command line imports without TensorFlow.
+OFFLINE_WEIGHTS = defaults.OFFLINE_WEIGHTS
 
 OFFLINE_WARNING = (
     "YAMNet weights are OFFLINE (%s): UNTRAINED, deterministic and calibrated for plumbing. Embeddings "
@@ -67,7 +68,7 @@ _H5_NAMES_BY_VARIABLE: dict[type, dict[str, tuple[str, ...]]] = {
 }
 
 
-class WeightsFileError(ValueError):
+class WeightsFileError(InvalidArgumentError):
     """Raised when an h5 file does not hold YAMNet's weights in the expected layout."""
 
 
@@ -270,7 +271,7 @@ def _random_kernel(rng: np.random.Generator, layer: keras.layers.Layer, shape: t
     return (rng.standard_normal(shape) * np.sqrt(gain / fan_in)).astype(np.float32)
 
 
-def set_offline_weights(yamnet_network: keras.Model, seed: int = configs.OFFLINE_YAMNET_SEED) -> None:
+def set_offline_weights(yamnet_network: keras.Model, seed: int = defaults.OFFLINE_SEED) -> None:
     """Gives the network deterministic, untrained weights with calibrated batch norms.
 
     Kernels are drawn from He-normal distributions seeded by ``seed``. Then the
@@ -336,7 +337,7 @@ def set_offline_weights(yamnet_network: keras.Model, seed: int = configs.OFFLINE
 
 
 def build_yamnet(
-    weights: str | os.PathLike = OFFLINE_WEIGHTS, seed: int = configs.OFFLINE_YAMNET_SEED
+    weights: str | os.PathLike = OFFLINE_WEIGHTS, seed: int = defaults.OFFLINE_SEED
 ) -> keras.Model:
     """Builds YAMNet's network with official or offline weights.
 

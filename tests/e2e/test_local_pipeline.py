@@ -86,9 +86,9 @@ def test_pushed_model_classifies_a_waveform_into_a_known_accent(first_run: Path,
         **{features.WAVEFORM_INPUT_KEY: tf.constant(waveform)}
     )
     probabilities = outputs[features.CLASS_PROBABILITIES_OUTPUT_KEY].numpy()
-    assert probabilities.shape == (len(configs.CLASS_NAMES),)
+    assert probabilities.shape == (len(configs.PipelineSettings().class_names),)
     assert np.isclose(probabilities.sum(), 1.0, atol=1e-4)
-    assert outputs[features.ACCENT_OUTPUT_KEY].numpy().decode() in configs.CLASS_NAMES
+    assert outputs[features.ACCENT_OUTPUT_KEY].numpy().decode() in configs.PipelineSettings().class_names
 
 
 def test_rerun_with_unchanged_corpus_reuses_the_cached_embeddings(first_run: Path, corpus: Path) -> None:
@@ -136,5 +136,5 @@ def test_pushed_model_is_served_over_grpc_and_predict_prints_an_accent(first_run
     results = [json.loads(line) for line in output.getvalue().splitlines() if line.strip()]
     assert len(results) == 2
     for result in results:
-        assert result["accent"] in configs.CLASS_NAMES
+        assert result["accent"] in configs.PipelineSettings().class_names
         assert abs(sum(result["class_probabilities"].values()) - 1.0) < 1e-3

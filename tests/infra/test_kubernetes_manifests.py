@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.serving import defaults as serving_defaults
 from pipeline import configs
 from tests import loopback_http
 
@@ -297,11 +298,16 @@ def test_dockerfile_builds_from_tfx_and_installs_the_whole_package() -> None:
     for keyword, arguments in instructions:
         if keyword == "COPY":
             copied.update(source.rstrip("/") for source in arguments.split()[:-1])
-    assert {"setup.py", "requirements-post.txt"} | _setup_top_level_packages() <= copied
+    assert {
+        "setup.py",
+        "requirements-post.txt",
+        "requirements-nodeps.txt",
+    } | _setup_top_level_packages() <= copied
     assert {"pipeline", "components", "schemas"} <= copied
     runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
     assert any(
-        "pip install --no-cache-dir . && pip install --no-cache-dir -r requirements-post.txt" in run
+        "pip install --no-cache-dir . && pip install --no-cache-dir -r requirements-post.txt"
+        " && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt" in run
         for run in runs
     )
     for source in copied:
@@ -346,13 +352,13 @@ def test_serving_container_runs_the_accent_model(
     assert container["command"] == ["/usr/bin/tensorflow_model_server"]
     flags = _flags(container)
     assert flags["--model_name"] == configs.SERVING_MODEL_NAME == "accent"
-    assert flags["--port"] == str(configs.SERVING_PORT) == "8500"
+    assert flags["--port"] == str(serving_defaults.DEFAULT_PORT) == "8500"
     assert flags["--rest_api_port"] == str(REST_PORT)
     assert flags["--file_system_poll_wait_seconds"] == "30"
     channel_arguments = dict(pair.split("=") for pair in flags["--grpc_channel_arguments"].split(","))
     assert int(channel_arguments["grpc.max_connection_age_ms"]) > 0
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"grpc": configs.SERVING_PORT, "http": REST_PORT}
+    assert ports == {"grpc": serving_defaults.DEFAULT_PORT, "http": REST_PORT}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -392,7 +398,7 @@ def test_probes_wait_for_an_available_model(
         assert "AVAILABLE" in command
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
-    assert container["livenessProbe"]["tcpSocket"]["port"] in ("grpc", configs.SERVING_PORT)
+    assert container["livenessProbe"]["tcpSocket"]["port"] in ("grpc", serving_defaults.DEFAULT_PORT)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -411,7 +417,7 @@ def test_selectors_match_the_serving_pods(
     for service in services:
         assert _labels_match(service["spec"]["selector"], pod_labels)
         ports = {port["name"]: (port["port"], port.get("appProtocol")) for port in service["spec"]["ports"]}
-        assert ports == {"grpc": (configs.SERVING_PORT, "grpc"), "http": (REST_PORT, "http")}
+        assert ports == {"grpc": (serving_defaults.DEFAULT_PORT, "grpc"), "http": (REST_PORT, "http")}
     assert _one(documents, "Service", "accent-serving-headless")["spec"]["clusterIP"] == "None"
     assert _labels_match(
         _one(documents, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], pod_labels
@@ -447,7 +453,7 @@ def test_network_policies_admit_only_labelled_clients(
     rules = serving[0]["spec"]["ingress"]
     assert len(rules) == 1
     assert rules[0]["from"] == [{"podSelector": {"matchLabels": {CLIENT_LABEL[0]: CLIENT_LABEL[1]}}}]
-    assert sorted(port["port"] for port in rules[0]["ports"]) == [configs.SERVING_PORT, REST_PORT]
+    assert sorted(port["port"] for port in rules[0]["ports"]) == [serving_defaults.DEFAULT_PORT, REST_PORT]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -8,6 +8,7 @@ import pytest
 
 from components import audio, features
 from components.corpus import index, labels, quarantine, read_corpus, records, sources, split
+from components.errors import UnusableClipError
 from tests import corpus_builders
 from tests.corpus_builders import ClipSpec
 
@@ -214,7 +215,7 @@ def test_bad_corpus_quarantine_is_exact(tmp_path):
                 record.clip_id,
                 max_seconds=corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS,
             )
-        except audio.AudioDecodeError as error:
+        except UnusableClipError as error:  # A read error or a decode error.
             read_quarantine.append((record.clip_id, error.reason))
     assert sorted(decoded) == built.good_clip_ids
     assert [filename for filename, _ in read_quarantine] == [
@@ -268,10 +269,10 @@ def test_zip_member_with_crc_error_is_unreadable(tmp_path):
     corpus_builders.write_corrupt_archive(str(tmp_path / "scottish_english_male.zip"), clip)
     corpus = read_corpus(str(tmp_path))
 
-    with pytest.raises(audio.AudioDecodeError) as raised:
+    with pytest.raises(sources.ClipReadError) as raised:
         sources.read_clip_bytes(corpus.records[0].source)
 
-    assert isinstance(raised.value, sources.ClipReadError)
+    assert not isinstance(raised.value, audio.AudioDecodeError), "a read error is no decode error"
     assert raised.value.reason.startswith("unreadable archive member: Bad CRC-32")
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from components import audio
+from components.artifact_files import ClipIndexFiles
 from components.corpus import component as corpus_component
 from components.corpus import quarantine, read_corpus, sources
 from components.embedding import beam_job
@@ -134,8 +135,8 @@ def test_bad_fraction_under_the_limit_indexes_every_entry(tmp_path: Path) -> Non
         str(tmp_path / "corpus"), str(tmp_path / "artifact"), max_bad_fraction=0.2
     )
 
-    assert (summary["clips"], summary["quarantined"], summary["index_rows"]) == (8, 2, 10)
-    report = quarantine.read_quarantine_csv(str(tmp_path / "artifact" / corpus_component.QUARANTINE_FILE))
+    assert (summary.clips, summary.quarantined, summary.index_rows) == (8, 2, 10)
+    report = quarantine.read_quarantine_csv(ClipIndexFiles(str(tmp_path / "artifact")).quarantine_path)
     assert sorted(entry.filename for entry in report) == ["som_00001_00000008", "som_00001_00000009"]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import apache_beam as beam
@@ -12,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from components import corpus, features
+from components.artifact_files import EmbeddingSummary, QuarantineReportFiles
 from components.embedding import beam_job
+from components.yamnet import params
 from tests import corpus_builders
 
 pytestmark = pytest.mark.slow
@@ -85,8 +85,7 @@ def test_each_clip_has_yamnet_patch_count_and_valid_features(bad_corpus_run) -> 
             assert embedding.shape == (features.EMBEDDING_SIZE,) and np.isfinite(embedding).all()
             patches.setdefault(clip_id, []).append(_feature(example, features.PATCH_INDEX_KEY))
     for clip_id, spec in built.good_clips.items():
-        samples_16k = round(spec.seconds * 16000)
-        expected = 1 + int(np.ceil(max(0, samples_16k - 15600) / 7680))
+        expected = params.num_patches(round(spec.seconds * features.SAMPLE_RATE))
         assert sorted(patches[clip_id]) == list(range(expected)), clip_id
 
 
@@ -104,24 +103,24 @@ def test_silence_is_not_speech_and_speech_keeps_its_accent(bad_corpus_run) -> No
 
 def test_every_bad_entry_is_reported_with_its_reason(bad_corpus_run) -> None:
     built, _, _, report_uri = bad_corpus_run
-    entries = corpus.read_quarantine_csv(os.path.join(report_uri, beam_job.QUARANTINE_FILE))
+    report_path = QuarantineReportFiles(str(report_uri)).quarantine_path
+    entries = corpus.read_quarantine_csv(report_path)
     assert len(entries) == len(built.expected_quarantine)
     for (filename, reason_prefix), entry in zip(
         built.expected_quarantine, sorted(entries, key=lambda e: e.filename), strict=False
     ):
         assert entry.filename == filename
         assert entry.reason.startswith(reason_prefix), (entry, reason_prefix)
-    with open(os.path.join(report_uri, beam_job.QUARANTINE_FILE)) as report:
+    with open(report_path) as report:
         assert report.readline().strip() == "filename,reason"
 
 
 def test_summary_counts_clips_and_patches(bad_corpus_run) -> None:
     built, _, examples, report_uri = bad_corpus_run
-    with open(os.path.join(report_uri, beam_job.SUMMARY_FILE)) as summary_file:
-        summary = json.load(summary_file)
-    assert sum(sum(per_class.values()) for per_class in summary["clips"].values()) == len(built.good_clips)
+    summary = EmbeddingSummary.read(str(report_uri))
+    assert summary.good_clips == len(built.good_clips)
     for split, split_examples in examples.items():
-        assert sum(summary["patches"].get(split, {}).values()) == len(split_examples)
+        assert sum(summary.patches.get(split, {}).values()) == len(split_examples)
 
 
 def test_a_corpus_without_bad_entries_gets_an_empty_report(tmp_path: Path, offline_yamnet_dir: Path) -> None:
@@ -149,6 +148,6 @@ def test_a_corpus_without_bad_entries_gets_an_empty_report(tmp_path: Path, offli
             split_names=(features.TRAIN_SPLIT, features.EVAL_SPLIT),
         )
 
-    report_path = tmp_path / "report" / beam_job.QUARANTINE_FILE
+    report_path = Path(QuarantineReportFiles(str(tmp_path / "report")).quarantine_path)
     assert report_path.read_text() == "filename,reason\n"
     assert corpus.count_quarantine_csv(str(report_path)) == 0

@@ -53,7 +53,7 @@ def test_eval_config_has_the_metrics_and_per_class_auc() -> None:
             "PresentClassMacroAUC",
             "ClipAccuracy",
         ],
-        ["AUC"],
+        ["AUC", "ConfusionMatrixPlot"],
     ]
     assert list(eval_config.metrics_specs[1].binarize.class_ids.values) == list(range(7))
     assert not eval_config.metrics_specs[0].HasField("binarize")

@@ -596,7 +596,7 @@ def test_an_unreachable_host_is_a_clear_error(tmp_path: Path, capsys: pytest.Cap
     exit_code = cli.main(["submit-kubeflow", str(package), "--host", host])
     assert exit_code == 1
     error = capsys.readouterr().err
-    assert f"submit-kubeflow: Cannot reach the Kubeflow Pipelines API at {host}" in error
+    assert f"submit-kubeflow: error: Cannot reach the Kubeflow Pipelines API at {host}" in error
     assert "Connection refused" in error
     assert "Traceback" not in error
 

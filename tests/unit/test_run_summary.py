@@ -9,7 +9,9 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import features
 from pipeline import configs, local_runner, output_lock, run_summary
+from pipeline.pipeline import COMPONENT_IDS, CORPUS_INDEX_GEN_ID, EMBEDDING_GEN_ID
 
 _RUNNING = metadata_store_pb2.Execution.RUNNING
 _COMPLETE = metadata_store_pb2.Execution.COMPLETE
@@ -90,8 +92,8 @@ def _execution(layout: local_runner.OutputLayout, execution_id: int) -> metadata
 def _killed_run(layout: local_runner.OutputLayout) -> tuple[int, dict[str, int], Path]:
     """A run SIGKILLed inside EmbeddingGen: a stale lock record, a RUNNING execution, Beam temp files."""
     holder = _start_holder(layout.output_dir)
-    execution_ids = _record_run(layout, "run-1", {"CorpusIndexGen": _COMPLETE, "EmbeddingGen": _RUNNING})
-    beam_temp = _beam_temp(layout, "EmbeddingGen", execution_ids["EmbeddingGen"])
+    execution_ids = _record_run(layout, "run-1", {CORPUS_INDEX_GEN_ID: _COMPLETE, EMBEDDING_GEN_ID: _RUNNING})
+    beam_temp = _beam_temp(layout, EMBEDDING_GEN_ID, execution_ids[EMBEDDING_GEN_ID])
     holder.kill()
     holder.wait()
     return holder.pid, execution_ids, beam_temp
@@ -100,12 +102,12 @@ def _killed_run(layout: local_runner.OutputLayout) -> tuple[int, dict[str, int],
 def test_a_step_left_running_by_a_dead_run_is_reported_interrupted_not_running(tmp_path: Path) -> None:
     layout = local_runner.OutputLayout(tmp_path)
     _, _, beam_temp = _killed_run(layout)
-    summary = run_summary.format_summary(str(layout.metadata_path), configs.CLASS_NAMES)
+    summary = run_summary.format_summary(str(layout.metadata_path), features.DEFAULT_CLASS_NAMES)
     assert "EmbeddingGen (interrupted)" in summary and "(running)" not in summary
     assert "CorpusIndexGen (complete)" in summary
     assert "Interrupted run run-1: EmbeddingGen" in summary
     with_files = run_summary.format_summary(
-        str(layout.metadata_path), configs.CLASS_NAMES, pipeline_root=str(layout.pipeline_root)
+        str(layout.metadata_path), features.DEFAULT_CLASS_NAMES, pipeline_root=str(layout.pipeline_root)
     )
     assert str(beam_temp) in with_files
 
@@ -114,8 +116,8 @@ def test_a_step_of_a_live_run_is_reported_running(tmp_path: Path) -> None:
     layout = local_runner.OutputLayout(tmp_path)
     holder = _start_holder(layout.output_dir)
     try:
-        _record_run(layout, "run-1", {"EmbeddingGen": _RUNNING})
-        summary = run_summary.format_summary(str(layout.metadata_path), configs.CLASS_NAMES)
+        _record_run(layout, "run-1", {EMBEDDING_GEN_ID: _RUNNING})
+        summary = run_summary.format_summary(str(layout.metadata_path), features.DEFAULT_CLASS_NAMES)
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
@@ -133,33 +135,43 @@ def test_the_next_run_reports_the_dead_run_cancels_its_steps_and_removes_their_b
     with caplog.at_level(logging.WARNING), output_lock.hold(layout.output_dir) as lock:
         interrupted = local_runner.recover_interrupted_runs(layout, lock)
         assert f"PID {pid}" in caplog.text and "ended abnormally" in caplog.text
-        assert [execution.component_id for execution in interrupted] == ["EmbeddingGen"]
-        assert "EmbeddingGen" in caplog.text and str(beam_temp) in caplog.text
+        assert [execution.component_id for execution in interrupted] == [EMBEDDING_GEN_ID]
+        assert EMBEDDING_GEN_ID in caplog.text and str(beam_temp) in caplog.text
         assert not beam_temp.exists() and beam_temp.parent.exists()
         assert not stale_push.exists()
-        canceled = _execution(layout, execution_ids["EmbeddingGen"])
+        canceled = _execution(layout, execution_ids[EMBEDDING_GEN_ID])
         assert canceled.last_known_state == metadata_store_pb2.Execution.CANCELED
         note = canceled.custom_properties[run_summary.INTERRUPTED_PROPERTY].string_value
         assert f"PID {pid}" in note
-        assert _execution(layout, execution_ids["CorpusIndexGen"]).last_known_state == _COMPLETE
+        assert _execution(layout, execution_ids[CORPUS_INDEX_GEN_ID]).last_known_state == _COMPLETE
 
         # The rerun itself completes; its summary still names the run that was interrupted before it.
-        _record_run(layout, "run-2", {"CorpusIndexGen": _COMPLETE, "EmbeddingGen": _COMPLETE})
+        _record_run(layout, "run-2", {CORPUS_INDEX_GEN_ID: _COMPLETE, EMBEDDING_GEN_ID: _COMPLETE})
         summary = run_summary.format_summary(
-            str(layout.metadata_path), configs.CLASS_NAMES, pipeline_root=str(layout.pipeline_root)
+            str(layout.metadata_path), features.DEFAULT_CLASS_NAMES, pipeline_root=str(layout.pipeline_root)
         )
     assert "EmbeddingGen (complete)" in summary
     assert "Interrupted run run-1: EmbeddingGen" in summary and f"PID {pid}" in summary
     assert "Leftover" not in summary  # Its Beam temporary files are gone.
 
     # Once reported, an interruption two runs back is not repeated.
-    _record_run(layout, "run-3", {"CorpusIndexGen": _COMPLETE, "EmbeddingGen": _COMPLETE})
-    assert "Interrupted" not in run_summary.format_summary(str(layout.metadata_path), configs.CLASS_NAMES)
+    _record_run(layout, "run-3", {CORPUS_INDEX_GEN_ID: _COMPLETE, EMBEDDING_GEN_ID: _COMPLETE})
+    assert "Interrupted" not in run_summary.format_summary(
+        str(layout.metadata_path), features.DEFAULT_CLASS_NAMES
+    )
 
 
 def test_recovery_without_a_store_or_an_interrupted_run_does_nothing(tmp_path: Path) -> None:
     layout = local_runner.OutputLayout(tmp_path)
     with output_lock.hold(layout.output_dir) as lock:
         assert local_runner.recover_interrupted_runs(layout, lock) == []
-        _record_run(layout, "run-1", {"EmbeddingGen": _COMPLETE})
+        _record_run(layout, "run-1", {EMBEDDING_GEN_ID: _COMPLETE})
         assert local_runner.recover_interrupted_runs(layout, lock) == []
+
+
+def test_the_summary_lists_the_steps_in_the_order_of_the_pipeline(tmp_path: Path) -> None:
+    layout = local_runner.OutputLayout(tmp_path)
+    _record_run(layout, "run-1", dict.fromkeys(reversed(COMPONENT_IDS), _COMPLETE))
+    summary = run_summary.format_summary(str(layout.metadata_path), features.DEFAULT_CLASS_NAMES)
+    components_line = next(line for line in summary.splitlines() if line.startswith("Components: "))
+    assert components_line == "Components: " + ", ".join(f"{step} (complete)" for step in COMPONENT_IDS)

@@ -63,11 +63,11 @@ def test_predict_files_prints_the_accent_and_a_sorted_probability_table(
     running_server, in_process_signature, good_wav: Path, capsys
 ) -> None:
     output = io.StringIO()
-    exit_code = client.predict_files(
+    num_failed = client.predict_files(
         [str(good_wav)], running_server.address, MODEL_NAME, output_json=False, stream=output
     )
 
-    assert exit_code == 0
+    assert num_failed == 0
     expected = _expected_outputs(in_process_signature, good_wav)
     expected_accent = expected[features.ACCENT_OUTPUT_KEY].decode("utf-8")
     lines = output.getvalue().splitlines()
@@ -93,7 +93,7 @@ def test_predict_files_reports_bad_files_and_carries_on(
     not_audio.write_text("these are meeting notes, not audio")
     output = io.StringIO()
 
-    exit_code = client.predict_files(
+    num_failed = client.predict_files(
         [str(missing), str(not_audio), str(good_wav)],
         running_server.address,
         MODEL_NAME,
@@ -101,7 +101,7 @@ def test_predict_files_reports_bad_files_and_carries_on(
         stream=output,
     )
 
-    assert exit_code == 1
+    assert num_failed == 2
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2
     assert errors[0].startswith(f"error: cannot read {missing}")
@@ -114,11 +114,11 @@ def test_predict_files_reports_a_down_server_clearly(good_wav: Path, tmp_path: P
     second_wav = serving_models.write_wav(tmp_path / "second.wav", serving_models.make_waveform(1.0, seed=2))
     output = io.StringIO()
 
-    exit_code = client.predict_files(
+    num_failed = client.predict_files(
         [str(good_wav), str(second_wav)], address, MODEL_NAME, False, timeout_seconds=10.0, stream=output
     )
 
-    assert exit_code == 1
+    assert num_failed == 2
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2
     for line in errors:
@@ -132,11 +132,11 @@ def test_predict_files_json_output_parses(
     missing = tmp_path / "missing.flac"
     output = io.StringIO()
 
-    exit_code = client.predict_files(
+    num_failed = client.predict_files(
         [str(good_wav), str(missing)], running_server.address, MODEL_NAME, output_json=True, stream=output
     )
 
-    assert exit_code == 1
+    assert num_failed == 1
     results = [json.loads(line) for line in output.getvalue().splitlines()]
     assert [result["file"] for result in results] == [str(good_wav), str(missing)]
     expected = _expected_outputs(in_process_signature, good_wav)
@@ -174,8 +174,10 @@ def test_predict_files_resamples_other_rates(running_server, in_process_signatur
 
 def test_predict_files_names_the_server_error(running_server, good_wav: Path, capsys) -> None:
     output = io.StringIO()
-    exit_code = client.predict_files([str(good_wav)], running_server.address, "dialect", False, stream=output)
-    assert exit_code == 1
+    num_failed = client.predict_files(
+        [str(good_wav)], running_server.address, "dialect", False, stream=output
+    )
+    assert num_failed == 1
     error = capsys.readouterr().err
     assert "NOT_FOUND" in error
     assert "dialect" in error
@@ -214,7 +216,7 @@ def test_predict_files_reports_every_decode_failure_and_scores_the_files_after_i
     monkeypatch.setattr(audio, "load_waveform", load_waveform)
     output = io.StringIO()
 
-    exit_code = client.predict_files(
+    num_failed = client.predict_files(
         [str(zero_rate_flac), str(exhausting), str(good_wav)],
         running_server.address,
         MODEL_NAME,
@@ -222,7 +224,7 @@ def test_predict_files_reports_every_decode_failure_and_scores_the_files_after_i
         stream=output,
     )
 
-    assert exit_code == 1
+    assert num_failed == 2
     errors = capsys.readouterr().err.splitlines()
     assert errors == [
         f"error: cannot decode {zero_rate_flac}: unsupported sample rate: 0 Hz (supported: 8000 to 96000 Hz)",

@@ -19,8 +19,9 @@ from tensorflow_serving.apis import (
 )
 
 from components import features
-from components.serving import inputs, model_manager, server, servicers
-from pipeline import cli, configs
+from components.serving import defaults as serving_defaults
+from components.serving import model_manager, server, servicers
+from pipeline import cli
 from tests import serving_models
 
 MODEL_NAME = "accent"
@@ -238,11 +239,11 @@ def test_serve_on_the_command_line_defaults_to_loopback_and_the_configured_limit
     assert arguments["host"] == "127.0.0.1"
     assert arguments["max_audio_seconds"] == 600.0
     assert arguments["max_in_flight"] == servicers.DEFAULT_MAX_IN_FLIGHT
-    # The server's own defaults (start_server, serve) are the configured ones.
-    assert (configs.SERVING_HOST, configs.SERVING_MAX_AUDIO_SECONDS, configs.SERVING_MAX_IN_FLIGHT) == (
-        server.DEFAULT_HOST,
-        inputs.DEFAULT_MAX_AUDIO_SECONDS,
-        servicers.DEFAULT_MAX_IN_FLIGHT,
+    # The command line, the server and serve share one source of defaults.
+    assert (arguments["host"], arguments["max_audio_seconds"], arguments["max_in_flight"]) == (
+        serving_defaults.DEFAULT_HOST,
+        serving_defaults.DEFAULT_MAX_AUDIO_SECONDS,
+        serving_defaults.DEFAULT_MAX_IN_FLIGHT,
     )
 
 

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
+from components.errors import InvalidArgumentError
 from components.serving import launcher
 from tests import serving_models
 
@@ -92,7 +93,9 @@ def test_serve_runs_tensorflow_model_server_when_it_is_on_path(
     monkeypatch.delenv("FAKE_MODEL_SERVER_WAIT", raising=False)
     monkeypatch.chdir(tmp_path)
 
-    exit_code = launcher.serve(Path("models") / MODEL_NAME, "dialect", 9123, poll_wait_seconds=0.5)
+    with pytest.raises(launcher.ModelServerError) as raised:
+        launcher.serve(Path("models") / MODEL_NAME, "dialect", 9123, poll_wait_seconds=0.5)
+    exit_code = raised.value.return_code
 
     assert exit_code == 3
     assert argv_file.read_text().splitlines() == [
@@ -119,7 +122,8 @@ def test_serve_warns_that_tensorflow_model_server_listens_on_every_interface(
     monkeypatch.delenv("FAKE_MODEL_SERVER_WAIT", raising=False)
     caplog.set_level(logging.WARNING, logger=launcher.__name__)
 
-    assert launcher.serve(model_base_path, MODEL_NAME, 9123, host=host) == 3
+    with pytest.raises(launcher.ModelServerError, match="exited with code 3"):
+        launcher.serve(model_base_path, MODEL_NAME, 9123, host=host)
 
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     bind_warnings = [message for message in warnings if "every interface" in message]
@@ -143,7 +147,8 @@ def test_model_server_command_rounds_the_poll_interval_up() -> None:
 
 
 def test_serve_refuses_a_missing_base_path(tmp_path: Path) -> None:
-    assert launcher.serve(tmp_path / "nothing-here", MODEL_NAME, _free_loopback_port()) == 2
+    with pytest.raises(InvalidArgumentError, match="not a directory"):
+        launcher.serve(tmp_path / "nothing-here", MODEL_NAME, _free_loopback_port())
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from tfx import v1 as tfx
 
 from components import clip_accuracy, features
 from components.trainer import data, export, model
+from components.trainer.config import TrainerConfig
 from components.yamnet import params
 from tests import example_builders
 from tests.unit import trainer_testing
@@ -136,15 +137,22 @@ def test_class_weights_reject_bad_counts(counts: object) -> None:
         model.class_weights_from_counts(counts, 3)
 
 
-# parse_custom_config
+# TrainerConfig
 
 
-def test_custom_config_defaults_the_seed() -> None:
-    settings = model.parse_custom_config(trainer_testing.TRAINING_CONFIG)
+def test_trainer_config_round_trips_through_custom_config_and_defaults_the_seed() -> None:
+    config = TrainerConfig.from_custom_config(trainer_testing.TRAINING_CONFIG)
 
-    assert settings[model.SEED_CONFIG_KEY] == 0
-    assert settings[model.CLASS_NAMES_CONFIG_KEY] == list(CLASS_NAMES)
-    assert settings[model.LEARNING_RATE_CONFIG_KEY] == pytest.approx(1e-3)
+    assert config.seed == 0
+    assert config.class_names == tuple(CLASS_NAMES)
+    assert config.learning_rate == pytest.approx(1e-3)
+    assert TrainerConfig.from_custom_config(config.to_custom_config()) == config
+
+
+def test_trainer_config_is_plain_json_for_the_trainer() -> None:
+    custom_config = TrainerConfig().to_custom_config()
+
+    assert json.loads(json.dumps(custom_config)) == custom_config
 
 
 @pytest.mark.parametrize(
@@ -155,7 +163,12 @@ def test_custom_config_requires_every_key(missing_key: str) -> None:
     config = {key: value for key, value in trainer_testing.TRAINING_CONFIG.items() if key != missing_key}
 
     with pytest.raises(ValueError, match=missing_key):
-        model.parse_custom_config(config)
+        TrainerConfig.from_custom_config(config)
+
+
+def test_custom_config_refuses_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="epoch"):
+        TrainerConfig.from_custom_config({**trainer_testing.TRAINING_CONFIG, "epoch": 3})
 
 
 @pytest.mark.parametrize(
@@ -175,12 +188,12 @@ def test_custom_config_requires_every_key(missing_key: str) -> None:
 )
 def test_custom_config_rejects_bad_values(key: str, value: object) -> None:
     with pytest.raises(ValueError, match=key):
-        model.parse_custom_config({**trainer_testing.TRAINING_CONFIG, key: value})
+        TrainerConfig.from_custom_config({**trainer_testing.TRAINING_CONFIG, key: value})
 
 
 def test_custom_config_must_exist() -> None:
     with pytest.raises(ValueError, match="custom_config"):
-        model.parse_custom_config(None)
+        TrainerConfig.from_custom_config(None)
 
 
 # clip_accuracy

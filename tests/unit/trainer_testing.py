@@ -16,19 +16,20 @@ from tfx import v1 as tfx
 
 from components import features
 from components.trainer import model
+from components.trainer.config import TrainerConfig
 from tests import example_builders
 from tests.unit import yamnet_testing
 
 PRESENT_ACCENTS = ("Midlands", "Northern", "Scottish", "Southern")
 # Noise of the synthetic embeddings: the classes overlap, so the AUC is well inside (0.5, 1).
 EMBEDDING_NOISE = 2.0
-TRAINING_CONFIG = {
-    model.CLASS_NAMES_CONFIG_KEY: list(features.DEFAULT_CLASS_NAMES),
-    model.EPOCHS_CONFIG_KEY: 2,
-    model.BATCH_SIZE_CONFIG_KEY: 16,
-    model.LEARNING_RATE_CONFIG_KEY: 1e-3,
-    model.EARLY_STOPPING_PATIENCE_CONFIG_KEY: 2,
-}
+TRAINING_CONFIG = TrainerConfig(
+    class_names=features.DEFAULT_CLASS_NAMES,
+    epochs=2,
+    batch_size=16,
+    learning_rate=1e-3,
+    early_stopping_patience=2,
+).to_custom_config()
 
 
 @dataclasses.dataclass(frozen=True)
