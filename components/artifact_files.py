@@ -21,7 +21,9 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
+
+from typing_extensions import Self
 
 QUARANTINE_FILE = "quarantine.csv"
 SUMMARY_FILE = "summary.json"
@@ -33,8 +35,8 @@ PATCHES_KIND = "patches"
 
 
 @dataclasses.dataclass(frozen=True)
-class ClipIndexFiles:
-    """Where the files of a ``ClipIndex`` artifact are.
+class _QuarantineArtifactFiles:
+    """The files both quarantine-carrying artifacts hold: a quarantine list and a summary.
 
     Attributes:
         uri: The artifact's URI (a local directory or a bucket URI).
@@ -43,23 +45,72 @@ class ClipIndexFiles:
     uri: str
 
     @property
-    def clips_path(self) -> str:
-        """The clip index CSV, one row per good clip (``corpus.write_clip_index``)."""
-        return os.path.join(self.uri, CLIPS_FILE)
-
-    @property
     def quarantine_path(self) -> str:
-        """The entries set aside while indexing, ``filename,reason``."""
+        """The entries set aside (``corpus.QuarantineWriter``), ``filename,reason``."""
         return os.path.join(self.uri, QUARANTINE_FILE)
 
     @property
     def summary_path(self) -> str:
-        """The ``ClipIndexSummary`` as JSON."""
+        """The artifact's summary as JSON."""
         return os.path.join(self.uri, SUMMARY_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
-class ClipIndexSummary:
+class ClipIndexFiles(_QuarantineArtifactFiles):
+    """Where the files of a ``ClipIndex`` artifact are.
+
+    ``quarantine_path`` holds the entries set aside while indexing; ``summary_path``
+    the ``ClipIndexSummary``.
+
+    Attributes:
+        uri: The artifact's URI (a local directory or a bucket URI).
+    """
+
+    @property
+    def clips_path(self) -> str:
+        """The clip index CSV, one row per good clip (``corpus.write_clip_index``)."""
+        return os.path.join(self.uri, CLIPS_FILE)
+
+
+class _ArtifactSummary:
+    """A summary dataclass, written as JSON at its artifact's ``summary_path``."""
+
+    _files_type: ClassVar[type[_QuarantineArtifactFiles]]
+
+    def write(self, uri: str) -> None:
+        """Writes the summary into its artifact.
+
+        Args:
+            uri: The artifact's URI.
+        """
+        _write_json(self._files_type(uri).summary_path, dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, uri: str) -> Self:
+        """Reads the summary of an artifact.
+
+        Args:
+            uri: The artifact's URI.
+
+        Returns:
+            The summary.
+
+        Raises:
+            ValueError: If the file does not hold the summary's fields.
+        """
+        path = cls._files_type(uri).summary_path
+        fields = _read_json(path)
+        expected = {field.name for field in dataclasses.fields(cls)}
+        if not isinstance(fields, dict) or set(fields) != expected:
+            raise ValueError(
+                f"{path} does not hold a {cls.__name__}: it has {sorted(fields)}, "
+                f"expected the fields {sorted(expected)}"
+            )
+        return cls(**fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipIndexSummary(_ArtifactSummary):
     """The counts of an indexed corpus, written beside its clip index.
 
     Attributes:
@@ -80,54 +131,23 @@ class ClipIndexSummary:
     clips_per_accent: Mapping[str, int]
     speakers_per_split: Mapping[str, int]
 
-    def write(self, uri: str) -> None:
-        """Writes the summary into a ``ClipIndex`` artifact.
-
-        Args:
-            uri: The artifact's URI.
-        """
-        _write_json(ClipIndexFiles(uri).summary_path, dataclasses.asdict(self))
-
-    @classmethod
-    def read(cls, uri: str) -> ClipIndexSummary:
-        """Reads the summary of a ``ClipIndex`` artifact.
-
-        Args:
-            uri: The artifact's URI.
-
-        Returns:
-            The summary.
-
-        Raises:
-            ValueError: If the file does not hold the summary's fields.
-        """
-        path = ClipIndexFiles(uri).summary_path
-        return _from_fields(cls, _read_json(path), path)
+    _files_type: ClassVar[type[_QuarantineArtifactFiles]] = ClipIndexFiles
 
 
 @dataclasses.dataclass(frozen=True)
-class QuarantineReportFiles:
+class QuarantineReportFiles(_QuarantineArtifactFiles):
     """Where the files of a ``QuarantineReport`` artifact are.
+
+    ``quarantine_path`` holds every entry set aside by the run, from indexing and
+    decoding; ``summary_path`` the ``EmbeddingSummary``.
 
     Attributes:
         uri: The artifact's URI (a local directory or a bucket URI).
     """
 
-    uri: str
-
-    @property
-    def quarantine_path(self) -> str:
-        """Every entry set aside by the run, from indexing and decoding, ``filename,reason``."""
-        return os.path.join(self.uri, QUARANTINE_FILE)
-
-    @property
-    def summary_path(self) -> str:
-        """The ``EmbeddingSummary`` as JSON."""
-        return os.path.join(self.uri, SUMMARY_FILE)
-
 
 @dataclasses.dataclass(frozen=True)
-class EmbeddingSummary:
+class EmbeddingSummary(_ArtifactSummary):
     """The clips and patches the embedding job wrote, per split and class.
 
     Attributes:
@@ -137,6 +157,8 @@ class EmbeddingSummary:
 
     clips: Mapping[str, Mapping[str, int]]
     patches: Mapping[str, Mapping[str, int]]
+
+    _files_type: ClassVar[type[_QuarantineArtifactFiles]] = QuarantineReportFiles
 
     @classmethod
     def from_counts(cls, counts: Iterable[tuple[tuple[str, str, str], int]]) -> EmbeddingSummary:
@@ -164,30 +186,6 @@ class EmbeddingSummary:
         """Clips that reached the Examples, over every split and class."""
         return sum(sum(per_class.values()) for per_class in self.clips.values())
 
-    def write(self, uri: str) -> None:
-        """Writes the summary into a ``QuarantineReport`` artifact.
-
-        Args:
-            uri: The artifact's URI.
-        """
-        _write_json(QuarantineReportFiles(uri).summary_path, dataclasses.asdict(self))
-
-    @classmethod
-    def read(cls, uri: str) -> EmbeddingSummary:
-        """Reads the summary of a ``QuarantineReport`` artifact.
-
-        Args:
-            uri: The artifact's URI.
-
-        Returns:
-            The summary.
-
-        Raises:
-            ValueError: If the file does not hold the summary's fields.
-        """
-        path = QuarantineReportFiles(uri).summary_path
-        return _from_fields(cls, _read_json(path), path)
-
     @classmethod
     def exists(cls, uri: str) -> bool:
         """Whether a ``QuarantineReport`` artifact holds a summary (an interrupted run's may not).
@@ -196,17 +194,6 @@ class EmbeddingSummary:
             uri: The artifact's URI.
         """
         return _gfile().exists(QuarantineReportFiles(uri).summary_path)
-
-
-def _from_fields(cls: type, fields: dict[str, Any], path: str) -> Any:
-    """Builds a summary dataclass from its JSON fields, naming the file when they do not match."""
-    expected = {field.name for field in dataclasses.fields(cls)}
-    if not isinstance(fields, dict) or set(fields) != expected:
-        raise ValueError(
-            f"{path} does not hold a {cls.__name__}: it has {sorted(fields)}, "
-            f"expected the fields {sorted(expected)}"
-        )
-    return cls(**fields)
 
 
 def _write_json(path: str, content: dict[str, Any]) -> None:

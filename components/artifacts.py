@@ -32,3 +32,17 @@ class QuarantineReport(types.Artifact):
     """
 
     TYPE_NAME = "components.QuarantineReport"
+
+
+class ModelCard(types.Artifact):
+    """The model card of one evaluated model, blessed or not.
+
+    Files under the artifact URI: ``model_card.html`` (self-contained, images
+    embedded), the Hugging Face ``README.md`` with its PNG figures beside it,
+    and ``model_card.json`` (model-card-toolkit's schema); their writer is
+    ``components.model_card.generate.write_model_card``. The headline (blessed,
+    why, metrics, YAMNet's provenance) is also in the artifact's custom
+    properties, which ``accent-pipeline report`` reads from ML Metadata.
+    """
+
+    TYPE_NAME = "components.ModelCard"

@@ -19,13 +19,14 @@ import dataclasses
 import logging
 import math
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import signal
 
 from components import features
-from components.error_text import first_line
-from components.errors import UnusableClipError
+from components.errors import UnusableClipError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +330,28 @@ def _tensorflow_io_audio():
     return tf, tfio.audio
 
 
+def _run_tensorflow_io_decoder(format_name: str, filename: str, decode: Callable[[Any], Any]) -> np.ndarray:
+    """Runs a tensorflow-io decoder; a failure becomes ``not audio: FORMAT decoder: ...``.
+
+    Args:
+        format_name: The format, as the reason names its decoder (``FLAC``, ``Vorbis``, ``MP3``).
+        filename: The clip's file name, for the error.
+        decode: Decodes the clip with the ``tensorflow_io.audio`` module it is given, into a tensor.
+
+    Returns:
+        The decoded samples, as float64 (not yet scaled).
+
+    Raises:
+        AudioDecodeError: If the decoder fails.
+    """
+    tf, tfio_audio = _tensorflow_io_audio()
+    try:
+        decoded = decode(tfio_audio).numpy()
+    except (tf.errors.OpError, ValueError) as error:
+        raise AudioDecodeError(f"not audio: {format_name} decoder: {first_line(error)}", filename) from None
+    return decoded.astype(np.float64)
+
+
 def _decode_flac(encoded: bytes, filename: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
     """Decodes FLAC with tensorflow-io, reading the rate, bit depth and length from STREAMINFO first."""
     if len(encoded) < 42 or encoded[4] & 0x7F != 0:
@@ -339,18 +362,17 @@ def _decode_flac(encoded: bytes, filename: str, max_seconds: float | None) -> tu
     total_samples = ((streaminfo[13] & 0x0F) << 32) | int.from_bytes(streaminfo[14:18], "big")
     _check_sample_rate(sample_rate, filename)
     _check_duration(total_samples, sample_rate, max_seconds, filename)
-    tf, tfio_audio = _tensorflow_io_audio()
+    tf, _ = _tensorflow_io_audio()
     if bits_per_sample <= 8:
         dtype, offset, scale = tf.uint8, 128.0, 128.0
     elif bits_per_sample <= 16:
         dtype, offset, scale = tf.int16, 0.0, 32768.0
     else:
         dtype, offset, scale = tf.int32, 0.0, float(1 << 31)
-    try:
-        decoded = tfio_audio.decode_flac(encoded, dtype=dtype).numpy()
-    except (tf.errors.OpError, ValueError) as error:
-        raise AudioDecodeError(f"not audio: FLAC decoder: {first_line(error)}", filename) from None
-    return (decoded.astype(np.float64) - offset) / scale, sample_rate
+    decoded = _run_tensorflow_io_decoder(
+        "FLAC", filename, lambda tfio_audio: tfio_audio.decode_flac(encoded, dtype=dtype)
+    )
+    return (decoded - offset) / scale, sample_rate
 
 
 def _decode_ogg(encoded: bytes, filename: str, max_seconds: float | None) -> tuple[np.ndarray, int]:
@@ -367,12 +389,10 @@ def _decode_ogg(encoded: bytes, filename: str, max_seconds: float | None) -> tup
     last_granule = _last_ogg_granule(encoded)
     if last_granule is not None:
         _check_duration(last_granule, sample_rate, max_seconds, filename)
-    tf, tfio_audio = _tensorflow_io_audio()
-    try:
-        decoded = tfio_audio.decode_vorbis(encoded).numpy()
-    except (tf.errors.OpError, ValueError) as error:
-        raise AudioDecodeError(f"not audio: Vorbis decoder: {first_line(error)}", filename) from None
-    return decoded.astype(np.float64), sample_rate
+    decoded = _run_tensorflow_io_decoder(
+        "Vorbis", filename, lambda tfio_audio: tfio_audio.decode_vorbis(encoded)
+    )
+    return decoded, sample_rate
 
 
 def _decode_mp3(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
@@ -383,12 +403,8 @@ def _decode_mp3(encoded: bytes, filename: str) -> tuple[np.ndarray, int]:
     version = (encoded[offset + 1] >> 3) & 0x03
     sample_rate = _MP3_SAMPLE_RATES[version][(encoded[offset + 2] >> 2) & 0x03]
     _check_sample_rate(sample_rate, filename)
-    tf, tfio_audio = _tensorflow_io_audio()
-    try:
-        decoded = tfio_audio.decode_mp3(encoded).numpy()
-    except (tf.errors.OpError, ValueError) as error:
-        raise AudioDecodeError(f"not audio: MP3 decoder: {first_line(error)}", filename) from None
-    return decoded.astype(np.float64), sample_rate
+    decoded = _run_tensorflow_io_decoder("MP3", filename, lambda tfio_audio: tfio_audio.decode_mp3(encoded))
+    return decoded, sample_rate
 
 
 def _last_ogg_granule(encoded: bytes) -> int | None:

@@ -13,7 +13,8 @@ through ``tfma.MetricConfig(class_name=..., module=__name__, config=json)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -76,57 +77,91 @@ def present_class_macro_auc(
     return (float(np.mean(defined)) if defined else float("nan")), len(defined)
 
 
-def _keys(
+def _one_computation_per_model_and_output(
     names: Sequence[str],
     model_names: Sequence[str] | None,
     output_names: Sequence[str] | None,
     example_weighted: bool,
-) -> Iterable[tuple[str, str, list[metric_types.MetricKey]]]:
-    """Yields (model name, output name, metric keys of ``names``) for every model and output."""
+    preprocessors: list[metric_types.Preprocessor] | None,
+    make_combiner: Callable[[str, str, list[metric_types.MetricKey]], beam.CombineFn],
+) -> metric_types.MetricComputations:
+    """Returns, for every model and output, one computation of the metrics ``names``.
+
+    Args:
+        names: The metrics' names; their keys are passed to ``make_combiner`` in this order.
+        model_names: The models (one unnamed model when None).
+        output_names: The outputs (one unnamed output when None).
+        example_weighted: Whether the metrics weigh examples.
+        preprocessors: What the combiner needs beyond labels and predictions, or None.
+        make_combiner: Builds the combiner of a model name, an output name and the metric keys.
+
+    Returns:
+        The computations.
+    """
+    computations = []
     for model_name in model_names or [""]:
         for output_name in output_names or [""]:
-            yield (
-                model_name,
-                output_name,
-                [
-                    metric_types.MetricKey(
-                        name=name,
-                        model_name=model_name,
-                        output_name=output_name,
-                        example_weighted=example_weighted,
-                    )
-                    for name in names
-                ],
+            keys = [
+                metric_types.MetricKey(
+                    name=name,
+                    model_name=model_name,
+                    output_name=output_name,
+                    example_weighted=example_weighted,
+                )
+                for name in names
+            ]
+            computations.append(
+                metric_types.MetricComputation(
+                    keys=keys,
+                    preprocessors=preprocessors,
+                    combiner=make_combiner(model_name, output_name, keys),
+                )
             )
+    return computations
 
 
-def _sparse_label_and_predictions(
-    element: metric_types.StandardMetricInputs,
-    eval_config: tfma.EvalConfig | None,
-    model_name: str,
-    output_name: str,
-    example_weighted: bool,
-    num_classes: int,
-) -> tuple[int, np.ndarray, float]:
-    """Returns the class id label, the ``[num_classes]`` probabilities and the weight of one example."""
-    label, prediction, example_weight = next(
-        metric_util.to_label_prediction_example_weight(
-            element,
-            eval_config=eval_config,
-            model_name=model_name,
-            output_name=output_name,
-            example_weighted=example_weighted,
-            flatten=False,
-            require_single_example_weight=True,
+@dataclasses.dataclass(frozen=True)
+class _SparseExampleReader:
+    """Reads one example's sparse class id label, class probabilities and weight for a combiner.
+
+    Attributes:
+        eval_config: The evaluation's config.
+        model_name: The model whose predictions are read.
+        output_name: The model output holding the ``[num_classes]`` probabilities.
+        example_weighted: Whether to read the example weights (else each weighs 1).
+        num_classes: How many class probabilities an example must have.
+    """
+
+    eval_config: tfma.EvalConfig | None
+    model_name: str
+    output_name: str
+    example_weighted: bool
+    num_classes: int
+
+    def read(self, element: metric_types.StandardMetricInputs) -> tuple[int, np.ndarray, float]:
+        """Returns the class id label, the ``[num_classes]`` probabilities and the weight of one example.
+
+        Raises:
+            ValueError: If the example has not one label or not ``num_classes`` probabilities.
+        """
+        label, prediction, example_weight = next(
+            metric_util.to_label_prediction_example_weight(
+                element,
+                eval_config=self.eval_config,
+                model_name=self.model_name,
+                output_name=self.output_name,
+                example_weighted=self.example_weighted,
+                flatten=False,
+                require_single_example_weight=True,
+            )
         )
-    )
-    prediction = np.asarray(prediction, dtype=np.float64).reshape(-1)
-    if prediction.size != num_classes:
-        raise ValueError(f"Expected {num_classes} class probabilities, got {prediction.size}")
-    label = np.asarray(label).reshape(-1)
-    if label.size != 1:
-        raise ValueError(f"Expected one sparse class id label per example, got {label.tolist()}")
-    return int(label[0]), prediction, float(np.asarray(example_weight).reshape(-1)[0])
+        prediction = np.asarray(prediction, dtype=np.float64).reshape(-1)
+        if prediction.size != self.num_classes:
+            raise ValueError(f"Expected {self.num_classes} class probabilities, got {prediction.size}")
+        label = np.asarray(label).reshape(-1)
+        if label.size != 1:
+            raise ValueError(f"Expected one sparse class id label per example, got {label.tolist()}")
+        return int(label[0]), prediction, float(np.asarray(example_weight).reshape(-1)[0])
 
 
 class PresentClassMacroAUC(metric_types.Metric):
@@ -173,27 +208,17 @@ def _present_class_macro_auc_computations(
     example_weighted: bool = False,
 ) -> metric_types.MetricComputations:
     """Returns one computation per model and output of the present-class macro AUC."""
-    computations = []
-    for model_name, output_name, (auc_key, count_key) in _keys(
-        [name, PRESENT_CLASS_COUNT_NAME], model_names, output_names, example_weighted
-    ):
-        computations.append(
-            metric_types.MetricComputation(
-                keys=[auc_key, count_key],
-                preprocessors=None,
-                combiner=_PresentClassMacroAUCCombiner(
-                    auc_key,
-                    count_key,
-                    eval_config,
-                    model_name,
-                    output_name,
-                    example_weighted,
-                    num_classes,
-                    num_buckets,
-                ),
-            )
-        )
-    return computations
+
+    def make_combiner(
+        model_name: str, output_name: str, keys: list[metric_types.MetricKey]
+    ) -> beam.CombineFn:
+        auc_key, count_key = keys
+        reader = _SparseExampleReader(eval_config, model_name, output_name, example_weighted, num_classes)
+        return _PresentClassMacroAUCCombiner(auc_key, count_key, reader, num_buckets)
+
+    return _one_computation_per_model_and_output(
+        [name, PRESENT_CLASS_COUNT_NAME], model_names, output_names, example_weighted, None, make_combiner
+    )
 
 
 class _PresentClassMacroAUCCombiner(beam.CombineFn):
@@ -203,34 +228,20 @@ class _PresentClassMacroAUCCombiner(beam.CombineFn):
         self,
         auc_key: metric_types.MetricKey,
         count_key: metric_types.MetricKey,
-        eval_config: tfma.EvalConfig | None,
-        model_name: str,
-        output_name: str,
-        example_weighted: bool,
-        num_classes: int,
+        reader: _SparseExampleReader,
         num_buckets: int,
     ) -> None:
         self._auc_key = auc_key
         self._count_key = count_key
-        self._eval_config = eval_config
-        self._model_name = model_name
-        self._output_name = output_name
-        self._example_weighted = example_weighted
-        self._num_classes = num_classes
+        self._reader = reader
+        self._num_classes = reader.num_classes
         self._num_buckets = num_buckets
 
     def create_accumulator(self) -> np.ndarray:
         return np.zeros((2, self._num_classes, self._num_buckets), dtype=np.float64)
 
     def add_input(self, accumulator: np.ndarray, element: metric_types.StandardMetricInputs) -> np.ndarray:
-        label, prediction, example_weight = _sparse_label_and_predictions(
-            element,
-            self._eval_config,
-            self._model_name,
-            self._output_name,
-            self._example_weighted,
-            self._num_classes,
-        )
+        label, prediction, example_weight = self._reader.read(element)
         buckets = np.clip((prediction * self._num_buckets).astype(np.int64), 0, self._num_buckets - 1)
         is_positive = (np.arange(self._num_classes) == label).astype(np.int64)
         accumulator[is_positive, np.arange(self._num_classes), buckets] += example_weight
@@ -286,20 +297,19 @@ def _clip_accuracy_computations(
     preprocessors = [
         metric_types.FeaturePreprocessor(feature_keys=[features.CLIP_ID_KEY, features.ACCENT_KEY]),
     ]
-    computations = []
-    for model_name, output_name, (accuracy_key, count_key) in _keys(
-        [name, CLIP_COUNT_NAME], model_names, output_names, example_weighted
-    ):
-        computations.append(
-            metric_types.MetricComputation(
-                keys=[accuracy_key, count_key],
-                preprocessors=preprocessors,
-                combiner=_ClipAccuracyCombiner(
-                    accuracy_key, count_key, eval_config, model_name, output_name, list(class_names)
-                ),
-            )
+
+    def make_combiner(
+        model_name: str, output_name: str, keys: list[metric_types.MetricKey]
+    ) -> beam.CombineFn:
+        accuracy_key, count_key = keys
+        reader = _SparseExampleReader(
+            eval_config, model_name, output_name, example_weighted=False, num_classes=len(class_names)
         )
-    return computations
+        return _ClipAccuracyCombiner(accuracy_key, count_key, reader, list(class_names))
+
+    return _one_computation_per_model_and_output(
+        [name, CLIP_COUNT_NAME], model_names, output_names, example_weighted, preprocessors, make_combiner
+    )
 
 
 def _feature_string(element: metric_types.StandardMetricInputs, key: str) -> str:
@@ -318,16 +328,12 @@ class _ClipAccuracyCombiner(beam.CombineFn):
         self,
         accuracy_key: metric_types.MetricKey,
         count_key: metric_types.MetricKey,
-        eval_config: tfma.EvalConfig | None,
-        model_name: str,
-        output_name: str,
+        reader: _SparseExampleReader,
         class_names: list[str],
     ) -> None:
         self._accuracy_key = accuracy_key
         self._count_key = count_key
-        self._eval_config = eval_config
-        self._model_name = model_name
-        self._output_name = output_name
+        self._reader = reader
         self._class_names = class_names
 
     def create_accumulator(self) -> clip_accuracy.ClipVotes:
@@ -336,14 +342,7 @@ class _ClipAccuracyCombiner(beam.CombineFn):
     def add_input(
         self, accumulator: clip_accuracy.ClipVotes, element: metric_types.StandardMetricInputs
     ) -> clip_accuracy.ClipVotes:
-        label, prediction, _ = _sparse_label_and_predictions(
-            element,
-            self._eval_config,
-            self._model_name,
-            self._output_name,
-            example_weighted=False,
-            num_classes=len(self._class_names),
-        )
+        label, prediction, _ = self._reader.read(element)
         accumulator.add_patch(
             _feature_string(element, features.CLIP_ID_KEY),
             _feature_string(element, features.ACCENT_KEY),

@@ -28,6 +28,14 @@ same model), blesses it, and the stock Pusher would write an identical new
 version. This executor compares the candidate with the latest complete pushed
 version and, when they are the same SavedModel, records that version instead of
 adding another.
+
+The model card. When the Pusher gets the ModelCardGenerator's card (the
+optional ``model_card`` input), a push copies it into the temporary directory,
+under ``assets.extra/model_card/``, before the rename: the version appears with
+its card or not at all. TF Serving ignores ``assets.extra``, and the checks
+above read only ``saved_model.pb``, the variables and ``fingerprint.pb``, so the
+card changes neither what a complete version is nor what the same model is. A
+model already served keeps the card of the push that wrote it.
 """
 
 from __future__ import annotations
@@ -46,12 +54,13 @@ from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
 from tfx import types
 from tfx.components.pusher import component as pusher_component
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, proto_utils
+from tfx.types import artifact_utils, component_spec, standard_artifacts, standard_component_specs
+from tfx.utils import io_utils, json_utils, proto_utils
 
+from components.artifacts import ModelCard
 from components.serving import versions
 
 logger = logging.getLogger(__name__)
@@ -68,6 +77,10 @@ _FINGERPRINT_FILE = "fingerprint.pb"
 _VARIABLES_DIR = "variables"
 _VARIABLES_INDEX = "variables.index"
 _VARIABLES_SHARD = re.compile(r"variables\.data-([0-9]{5})-of-([0-9]{5})")
+
+# The Pusher's input holding the model card, and where a pushed version carries it (TF Serving ignores it).
+MODEL_CARD_KEY = "model_card"
+MODEL_CARD_DIR = os.path.join("assets.extra", "model_card")
 
 # How many higher version numbers a push tries when another push took the one it chose.
 _RENAME_ATTEMPTS = 5
@@ -273,18 +286,20 @@ def _rename_directory(source: str, destination: str) -> None:
         fileio.rename(source, destination, overwrite=False)  # A copy and a delete on object stores.
 
 
-def push_atomically(model_dir: str, base_directory: str) -> str:
+def push_atomically(model_dir: str, base_directory: str, model_card_dir: str | None = None) -> str:
     """Pushes a SavedModel to a new version under a model base path, all at once or not at all.
 
     The version is the current Unix time, or one more than the highest version
     there if that is not lower, so the new model is the one TF Serving serves.
-    The model is copied to ``.tmp-<version>-<random>`` in the base path
-    (``saved_model.pb`` last), checked, then renamed to ``<version>``. If the
-    copy fails, the temporary directory is removed and the error raised.
+    The model, and its card if given (under ``assets.extra/model_card/``), is
+    copied to ``.tmp-<version>-<random>`` in the base path (``saved_model.pb``
+    last), checked, then renamed to ``<version>``. If the copy fails, the
+    temporary directory is removed and the error raised.
 
     Args:
         model_dir: The SavedModel to push.
         base_directory: TF Serving's model base path.
+        model_card_dir: The ModelCard artifact's directory, or None to push the model alone.
 
     Returns:
         The new version directory.
@@ -305,6 +320,10 @@ def push_atomically(model_dir: str, base_directory: str) -> str:
     try:
         # As TFX's Pusher does: saved_model.pb last, the file that marks a SavedModel as written.
         io_utils.copy_dir(model_dir, temporary_dir, deny_regex_patterns=[r"(^|/)saved_model\.pb$"])
+        if model_card_dir:
+            card_destination = os.path.join(temporary_dir, MODEL_CARD_DIR)
+            logger.info("Adding the model card %s as %s", model_card_dir, card_destination)
+            io_utils.copy_dir(model_card_dir, card_destination)
         io_utils.copy_file(
             os.path.join(model_dir, _SAVED_MODEL_FILE), os.path.join(temporary_dir, _SAVED_MODEL_FILE)
         )
@@ -346,7 +365,8 @@ class Executor(pusher_executor.Executor):
         """Pushes a blessed model atomically, unless the latest complete version is the same model.
 
         Args:
-            input_dict: TFX's Pusher inputs: ``model`` and ``model_blessing``.
+            input_dict: TFX's Pusher inputs, ``model`` and ``model_blessing``, and the optional
+                ``model_card``.
             output_dict: TFX's Pusher output ``pushed_model``.
             exec_properties: TFX's Pusher properties, with ``push_destination``.
 
@@ -378,7 +398,9 @@ class Executor(pusher_executor.Executor):
             self._MarkPushed(model_push, pushed_destination=latest, pushed_version=os.path.basename(latest))
             model_push.set_int_custom_property("already_served", 1)
             return
-        version_dir = push_atomically(model_path, filesystem.base_directory)
+        model_cards = input_dict.get(MODEL_CARD_KEY) or []
+        model_card_dir = artifact_utils.get_single_uri(model_cards) if model_cards else None
+        version_dir = push_atomically(model_path, filesystem.base_directory, model_card_dir)
         logger.info("Archiving the pushed model in %s", model_push.uri)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(
@@ -386,7 +408,42 @@ class Executor(pusher_executor.Executor):
         )
 
 
-class Pusher(pusher_component.Pusher):
-    """TFX's Pusher component, run by the executor above."""
+class PusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher spec with one more optional input, the model card to push with the model."""
 
+    INPUTS = {
+        **standard_component_specs.PusherSpec.INPUTS,
+        MODEL_CARD_KEY: component_spec.ChannelParameter(type=ModelCard, optional=True),
+    }
+
+
+class Pusher(pusher_component.Pusher):
+    """TFX's Pusher component, run by the executor above, with the model card as an optional input."""
+
+    SPEC_CLASS = PusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(
+        self,
+        model: types.BaseChannel,
+        model_blessing: types.BaseChannel,
+        push_destination: pusher_pb2.PushDestination,
+        model_card: types.BaseChannel | None = None,
+    ) -> None:
+        """Builds the Pusher of a file system destination.
+
+        Args:
+            model: The Trainer's model.
+            model_blessing: The Evaluator's blessing.
+            push_destination: Where to push: TF Serving's model base path.
+            model_card: The ModelCardGenerator's card, copied into the pushed version; None for none.
+        """
+        spec = PusherSpec(
+            model=model,
+            model_blessing=model_blessing,
+            model_card=model_card,
+            push_destination=push_destination,
+            custom_config=json_utils.dumps(None),
+            pushed_model=types.Channel(type=standard_artifacts.PushedModel),
+        )
+        base_component.BaseComponent.__init__(self, spec=spec)

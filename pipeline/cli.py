@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import re
 import sys
 import traceback
 import warnings
@@ -17,80 +16,10 @@ from components.embedding.speech import RULES as NON_SPEECH_RULES
 from components.errors import AccentPipelineError, InvalidArgumentError
 from components.serving import defaults as serving_defaults
 from components.yamnet import defaults as yamnet_defaults
-from pipeline import configs
+from pipeline import configs, logging_setup
 from pipeline.output_lock import OutputLockedError
 
 logger = logging.getLogger("accent-pipeline")
-
-
-class _TfxProgressFilter(logging.Filter):
-    """Keeps TFX's component-by-component progress and its warnings, not its artifact dumps."""
-
-    # A warning TFX 1.16 logs for every input resolution of LocalDagRunner; it says nothing about the run.
-    _NOISE = ("ArtifactQuery.property_predicate is not supported",)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Whether to show a record of the ``absl`` logger."""
-        message = record.getMessage()
-        if message.startswith(self._NOISE):
-            return False
-        return record.levelno >= logging.WARNING or (
-            message.startswith("Component ") and message.rstrip(".").endswith(("running", "finished"))
-        )
-
-
-class _BeamWorkerFilter(logging.Filter):
-    """Shows what the project's own code logs inside Beam workers, and Beam's own warnings.
-
-    In multi-processing mode the DirectRunner forwards each worker's log lines
-    as ``Worker: severity: ... message: "..." log_location: "..."``; the ones
-    from this project (progress of the embedding job) are shown as plain text.
-    """
-
-    _FIELD = re.compile(r'(message|log_location): "((?:[^"\\]|\\.)*)"')
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Whether to show a record of the ``apache_beam`` logger, rewritten if it is a worker's."""
-        message = record.getMessage()
-        if not message.startswith("Worker: "):
-            return record.levelno >= logging.WARNING
-        fields = dict(self._FIELD.findall(message))
-        if "/components/" not in fields.get("log_location", ""):
-            return False
-        record.msg, record.args = f"[worker] {fields.get('message', '')}", ()
-        return True
-
-
-class _ProgressFilter(logging.Filter):
-    """Applies the TFX and Beam filters to their loggers' records, and passes every other record."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._tfx = _TfxProgressFilter()
-        self._beam = _BeamWorkerFilter()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Whether to show a record."""
-        if record.name == "absl":
-            return self._tfx.filter(record)
-        if record.name == "apache_beam" or record.name.startswith("apache_beam."):
-            return self._beam.filter(record)
-        return True
-
-
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.INFO)
-    if not verbose:
-        # On the handlers, not the loggers: a logger's filters do not apply to its children's records.
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_ProgressFilter())
 
 
 # Every setting at its default, for the flags' defaults.
@@ -235,12 +164,13 @@ def _run(args: argparse.Namespace) -> None:
     # Held for the run and its summary, which then reads a store that no other run writes.
     with output_lock.hold(args.output):
         layout = local_runner.run_local(args.corpus, args.output, settings)
+        print(f"Outputs: {layout.output_dir} (quarantine report: {layout.quarantine_path})")
+        # The summary ends with the model card's path, the last line a run prints.
         print(
             run_summary.format_summary(
                 str(layout.metadata_path), settings.class_names, pipeline_root=str(layout.pipeline_root)
             )
         )
-    print(f"Outputs: {layout.output_dir} (quarantine report: {layout.quarantine_path})")
 
 
 def _export_yamnet(args: argparse.Namespace) -> None:
@@ -387,6 +317,12 @@ def _submit_kubeflow(args: argparse.Namespace) -> None:
     print(f"Submitted run {run_id}")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from pipeline import card_report
+
+    print(card_report.format_report(card_report.latest_card(args.output)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="accent-pipeline", description=__doc__)
@@ -518,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--namespace", default=None, help="Namespace of the experiment (multi-user KFP)")
     submit.add_argument("--service-account", default=None, help="Service account of the run's pods")
     submit.set_defaults(handler=_submit_kubeflow)
+
+    report = commands.add_parser("report", help="Print the model card of OUT's latest run: summary, paths")
+    report.add_argument("output", help="Output directory OUT of a local run")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -555,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # google-cloud libraries warn on every import that Python 3.10 (which TFX 1.16 needs) is old.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core\.")
-    _configure_logging(args.verbose)
+    logging_setup.configure_logging(args.verbose)
     prefix = f"accent-pipeline {args.command}: error:"
     try:
         args.handler(args)

@@ -2,7 +2,8 @@
 
 Data flows from top to bottom: corpus index -> YAMNet -> per-patch embeddings
 -> statistics, schema and validation -> training -> evaluation against the
-model served now -> push, only when blessed.
+model served now -> a model card for every evaluated model -> push, with its
+card, only when blessed.
 
 Every step is a container step, so the same graph runs under LocalDagRunner,
 on a self-hosted Kubeflow Pipelines and on Vertex AI Pipelines.
@@ -20,6 +21,7 @@ from components import evaluation, evaluator, features, pusher
 from components.baseline import LatestServedModel
 from components.corpus.component import CorpusIndexGen
 from components.embedding.component import EmbeddingGen
+from components.model_card.component import ModelCardGenerator
 from components.schema_gen import CuratedSchemaGen
 from components.validation import ValidationGate
 from components.yamnet.component import YamnetModelGen
@@ -39,6 +41,7 @@ VALIDATION_GATE_ID = "ValidationGate"
 TRAINER_ID = "Trainer"
 LATEST_SERVED_MODEL_ID = "LatestServedModel"
 EVALUATOR_ID = "Evaluator"
+MODEL_CARD_GENERATOR_ID = "ModelCardGenerator"
 PUSHER_ID = "Pusher"
 
 # The id of every step, in the order create_pipeline lists them.
@@ -53,6 +56,7 @@ COMPONENT_IDS: tuple[str, ...] = (
     TRAINER_ID,
     LATEST_SERVED_MODEL_ID,
     EVALUATOR_ID,
+    MODEL_CARD_GENERATOR_ID,
     PUSHER_ID,
 )
 
@@ -155,10 +159,25 @@ def create_pipeline(
         ),
     ).with_id(EVALUATOR_ID)
 
+    # Every evaluated model gets a card, blessed or not; a blessed one carries it into its pushed version.
+    model_card = ModelCardGenerator(
+        model_run=trainer.outputs["model_run"],
+        model=trainer.outputs["model"],
+        yamnet_model=yamnet.outputs["model"],
+        evaluation=model_evaluator.outputs["evaluation"],
+        blessing=model_evaluator.outputs["blessing"],
+        clip_index=corpus_index.outputs["clip_index"],
+        quarantine_report=embeddings.outputs["quarantine_report"],
+        model_name=configs.SERVING_MODEL_NAME,
+        class_names_json=class_names_json,
+        split_strategy=settings.split_strategy,
+    ).with_id(MODEL_CARD_GENERATOR_ID)
+
     with tfx.dsl.Cond(model_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
         model_pusher = pusher.Pusher(
             model=trainer.outputs["model"],
             model_blessing=model_evaluator.outputs["blessing"],
+            model_card=model_card.outputs["model_card"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
             ),
@@ -178,6 +197,7 @@ def create_pipeline(
             trainer,
             served_model,
             model_evaluator,
+            model_card,
             model_pusher,
         ],
         enable_cache=enable_cache,

@@ -27,6 +27,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components import artifact_files, evaluation, features
+from components.model_card import generate
 from pipeline import output_lock
 from pipeline import pipeline as pipeline_definition
 
@@ -341,8 +342,8 @@ def format_summary(
 
     Returns:
         Human-readable lines: components and their state, interrupted runs,
-        clips and patches per split and class, quarantine, metrics, blessing
-        and pushed path.
+        clips and patches per split and class, quarantine, metrics, blessing,
+        pushed path and, last, the model card's path.
     """
     owner_alive = output_lock.is_held_by_another_process(os.path.dirname(os.path.abspath(metadata_path)))
     store = open_store(metadata_path)
@@ -362,6 +363,7 @@ def format_summary(
         *_metric_lines(evaluator, class_names, eval_patch_counts),
         *_blessing_lines(evaluator),
         _push_line(runs),
+        *_model_card_lines(runs),
     ]
     return "\n".join(lines)
 
@@ -451,3 +453,12 @@ def _push_line(runs: dict[str, ComponentRun]) -> str:
     if any(run.state == INTERRUPTED_STATE for run in runs.values()):
         return "Pushed: no (the run was interrupted before the Pusher)"
     return "Pushed: no (the model was not blessed, so the Pusher did not run)"
+
+
+def _model_card_lines(runs: dict[str, ComponentRun]) -> list[str]:
+    """Where the model card is (its ``model_card.html``), on its own line, when the run wrote one."""
+    card_run = runs.get(pipeline_definition.MODEL_CARD_GENERATOR_ID)
+    if not card_run or not card_run.outputs.get("model_card"):
+        return []
+    card_dir = card_run.outputs["model_card"][0].uri
+    return [f"Model card: {os.path.join(card_dir, generate.HTML_FILENAME)}"]

@@ -472,24 +472,35 @@ def build_bad_corpus(root: str) -> BuiltCorpus:
     )
 
 
-def _crc8(data: bytes) -> int:
-    """FLAC frame header CRC-8 (polynomial 0x07, initial value 0)."""
+def _crc(data: bytes, width: int, polynomial: int) -> int:
+    """A CRC as FLAC and Ogg compute it: most significant bit first, initial value 0, no final XOR.
+
+    Args:
+        data: The bytes to check.
+        width: The CRC's width in bits (8, 16 or 32).
+        polynomial: The generator polynomial, without its top bit.
+
+    Returns:
+        The CRC.
+    """
+    top_bit = 1 << (width - 1)
+    mask = (1 << width) - 1
     crc = 0
     for byte in data:
-        crc ^= byte
+        crc ^= byte << (width - 8)
         for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+            crc = ((crc << 1) ^ polynomial) & mask if crc & top_bit else (crc << 1) & mask
     return crc
+
+
+def _crc8(data: bytes) -> int:
+    """FLAC frame header CRC-8 (polynomial 0x07)."""
+    return _crc(data, width=8, polynomial=0x07)
 
 
 def _crc16(data: bytes) -> int:
-    """FLAC frame CRC-16 (polynomial 0x8005, initial value 0)."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x8005) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
+    """FLAC frame CRC-16 (polynomial 0x8005)."""
+    return _crc(data, width=16, polynomial=0x8005)
 
 
 def encode_flac(
@@ -528,13 +539,8 @@ def encode_flac(
 
 
 def _ogg_crc(data: bytes) -> int:
-    """Ogg page CRC-32 (polynomial 0x04C11DB7, not reflected, initial value 0)."""
-    crc = 0
-    for byte in data:
-        crc ^= byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
-    return crc
+    """Ogg page CRC-32 (polynomial 0x04C11DB7)."""
+    return _crc(data, width=32, polynomial=0x04C11DB7)
 
 
 def set_vorbis_sample_rate(encoded: bytes, sample_rate: int) -> bytes:

@@ -25,6 +25,20 @@ SPLIT_DIR_TEMPLATE = "Split-{split}"
 DATA_FILENAME = "data_tfrecord-00000-of-00001.gz"
 
 
+def patch_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
+    """The parsing spec of every feature of a patch's tf.Example, spelled out independently of the encoder."""
+    return {
+        features.EMBEDDING_KEY: tf.io.FixedLenFeature([features.EMBEDDING_SIZE], tf.float32),
+        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.ACCENT_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.SPEAKER_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.GENDER_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.CLIP_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.PATCH_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.IS_SPEECH_KEY: tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class Patch:
     """One patch's features, as written into its tf.Example."""

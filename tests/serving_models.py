@@ -257,6 +257,20 @@ def push_model_version(source_dir: Path, model_base_path: Path, version: int) ->
     return version_dir
 
 
+def push_cached_version(cache_root: Path, model_base_path: Path, version: int) -> Path:
+    """Publishes the fixture SavedModel of ``version`` (``cached_saved_model``) as that version.
+
+    Args:
+        cache_root: The session's SavedModel cache, as for ``cached_saved_model``.
+        model_base_path: The served model's base path.
+        version: The fixture model's version, and the version number to publish it as.
+
+    Returns:
+        The new version directory.
+    """
+    return push_model_version(cached_saved_model(cache_root, version), model_base_path, version)
+
+
 def make_waveform(seconds: float, seed: int = 0) -> np.ndarray:
     """Returns a reproducible 16 kHz float32 test waveform in [-1, 1].
 

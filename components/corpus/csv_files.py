@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+from typing_extensions import Self
+
 # Rows gathered before one write to the file.
 _ROWS_PER_WRITE = 1000
 
@@ -51,7 +53,26 @@ def parse_csv_line(line: str, num_fields: int) -> list[str]:
     return fields
 
 
-class CsvWriter:
+class ClosingWriter:
+    """A writer that a ``with`` block closes at its end; a subclass defines ``close``."""
+
+    def close(self) -> None:
+        """Completes and closes the file."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class CsvWriter(ClosingWriter):
     """Writes a header row, then rows one at a time, holding at most a few of them in memory.
 
     Use it as a context manager; the file is complete once it is closed.
@@ -87,17 +108,6 @@ class CsvWriter:
         self._flush()
         self._file.close()
         self._file = None
-
-    def __enter__(self) -> CsvWriter:
-        return self
-
-    def __exit__(
-        self,
-        exception_type: type[BaseException] | None,
-        exception: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _flush(self) -> None:
         if self._pending:
@@ -138,22 +148,6 @@ def iterate_csv(path: str, header: Sequence[str]) -> Iterator[dict[str, str]]:
         for row in reader:
             if any(row.values()):
                 yield row
-
-
-def read_csv(path: str, header: Sequence[str]) -> list[dict[str, str]]:
-    """Reads a file written by ``write_csv``, checking its header.
-
-    Args:
-        path: Local path or filesystem URI of the file.
-        header: The column names the file must start with.
-
-    Returns:
-        One dict per non-empty row, keyed by column name, in file order.
-
-    Raises:
-        ValueError: If the header differs.
-    """
-    return list(iterate_csv(path, header))
 
 
 def _single_line(text: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator
-from types import TracebackType
 
 from components.corpus import csv_files
 from components.errors import AccentPipelineError
@@ -82,7 +81,7 @@ def parse_quarantine_line(line: str) -> QuarantineEntry:
     return QuarantineEntry(filename=filename, reason=reason)
 
 
-class QuarantineWriter:
+class QuarantineWriter(csv_files.ClosingWriter):
     """Writes quarantine entries to the CSV as they come, keeping none of them.
 
     Use it as a context manager; ``write`` suits ``read_corpus``'s ``quarantine_sink``.
@@ -115,17 +114,6 @@ class QuarantineWriter:
     def close(self) -> None:
         """Completes and closes the file."""
         self._writer.close()
-
-    def __enter__(self) -> QuarantineWriter:
-        return self
-
-    def __exit__(
-        self,
-        exception_type: type[BaseException] | None,
-        exception: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def write_quarantine_csv(path: str, entries: Iterable[QuarantineEntry]) -> None:

@@ -39,8 +39,7 @@ from typing import BinaryIO
 
 from components.audio import AUDIO_EXTENSIONS
 from components.corpus import index
-from components.error_text import first_line
-from components.errors import UnusableClipError
+from components.errors import UnusableClipError, first_line
 
 logger = logging.getLogger(__name__)
 

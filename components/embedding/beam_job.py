@@ -28,8 +28,7 @@ from apache_beam.utils import shared
 
 from components import artifact_files, audio, corpus, features
 from components.embedding import patch_examples, speech
-from components.error_text import first_line
-from components.errors import AccentPipelineError, UnusableClipError
+from components.errors import AccentPipelineError, UnusableClipError, first_line
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,8 @@ from scipy import stats
 
 from components import artifact_files, evaluation, evaluation_metrics, features
 from components.model_card.history import TrainingHistory, read_training_history
+
+logger = logging.getLogger(__name__)
 
 # Slice names of the card: the overall slice, then ``feature=value``.
 OVERALL_SLICE = "Overall"
@@ -539,8 +542,16 @@ def read_example_clips(
             chosen.setdefault(record.accent, record)
     serving = tf.saved_model.load(serving_model_dir).signatures["serving_default"]
     clips = []
-    for accent in sorted(chosen)[:max_clips]:
+    accents = sorted(chosen)[:max_clips]
+    for position, accent in enumerate(accents, start=1):
         record = chosen[accent]
+        logger.info(
+            "Scoring example clip %d of %d for the 3-panel figure: %s (%s)",
+            position,
+            len(accents),
+            record.clip_id,
+            accent,
+        )
         try:
             waveform = audio.load_waveform(sources.read_clip_bytes(record.source), record.clip_id)
         except (OSError, ValueError):

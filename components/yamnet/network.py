@@ -54,6 +54,17 @@ def _batch_norm(name: str) -> keras.layers.BatchNormalization:
     )
 
 
+# How every YAMNet convolution is set up: "same" padding, and no bias (its batch norm centres it).
+_UNBIASED = {"padding": "same", "use_bias": False}
+
+
+def _normalized_relu(net: tf.Tensor, convolution: keras.layers.Layer, relu_name: str) -> tf.Tensor:
+    """Applies a convolution, its batch norm (named after it, ``<name>_bn``) and a ReLU, as YAMNet does."""
+    net = convolution(net)
+    net = _batch_norm(f"{convolution.name}_bn")(net)
+    return keras.layers.ReLU(name=relu_name)(net)
+
+
 def build_yamnet_network(name: str = "yamnet") -> keras.Model:
     """Builds YAMNet's network (untrained) as a functional Keras model.
 
@@ -68,37 +79,19 @@ def build_yamnet_network(name: str = "yamnet") -> keras.Model:
     for layer_number, (kind, kernel_size, stride, filters) in enumerate(params.LAYER_DEFINITIONS, start=1):
         prefix = f"layer{layer_number}"
         if kind == "conv":
-            net = keras.layers.Conv2D(
-                filters,
-                kernel_size,
-                strides=stride,
-                padding="same",
-                use_bias=False,
-                name=f"{prefix}_conv",
-            )(net)
-            net = _batch_norm(f"{prefix}_conv_bn")(net)
-            net = keras.layers.ReLU(name=f"{prefix}_relu")(net)
+            convolution = keras.layers.Conv2D(
+                filters, kernel_size, strides=stride, name=f"{prefix}_conv", **_UNBIASED
+            )
+            net = _normalized_relu(net, convolution, relu_name=f"{prefix}_relu")
         else:
-            net = keras.layers.DepthwiseConv2D(
-                kernel_size,
-                strides=stride,
-                depth_multiplier=1,
-                padding="same",
-                use_bias=False,
-                name=f"{prefix}_depthwise_conv",
-            )(net)
-            net = _batch_norm(f"{prefix}_depthwise_conv_bn")(net)
-            net = keras.layers.ReLU(name=f"{prefix}_depthwise_conv_relu")(net)
-            net = keras.layers.Conv2D(
-                filters,
-                (1, 1),
-                strides=1,
-                padding="same",
-                use_bias=False,
-                name=f"{prefix}_pointwise_conv",
-            )(net)
-            net = _batch_norm(f"{prefix}_pointwise_conv_bn")(net)
-            net = keras.layers.ReLU(name=f"{prefix}_pointwise_conv_relu")(net)
+            depthwise = keras.layers.DepthwiseConv2D(
+                kernel_size, strides=stride, depth_multiplier=1, name=f"{prefix}_depthwise_conv", **_UNBIASED
+            )
+            net = _normalized_relu(net, depthwise, relu_name=f"{prefix}_depthwise_conv_relu")
+            pointwise = keras.layers.Conv2D(
+                filters, (1, 1), strides=1, name=f"{prefix}_pointwise_conv", **_UNBIASED
+            )
+            net = _normalized_relu(net, pointwise, relu_name=f"{prefix}_pointwise_conv_relu")
     embeddings = keras.layers.GlobalAveragePooling2D(name=EMBEDDINGS_OUTPUT)(net)
     logits = keras.layers.Dense(params.NUM_CLASSES, use_bias=True, name=LOGITS_LAYER)(embeddings)
     scores = keras.layers.Activation("sigmoid", name=SCORES_OUTPUT)(logits)

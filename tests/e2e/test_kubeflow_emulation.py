@@ -18,7 +18,13 @@ import tensorflow as tf
 
 from components import demo_corpus, features
 from pipeline import cli
-from pipeline.pipeline import COMPONENT_IDS, EVALUATOR_ID, PUSHER_ID, UNCACHED_COMPONENT_IDS
+from pipeline.pipeline import (
+    COMPONENT_IDS,
+    EVALUATOR_ID,
+    MODEL_CARD_GENERATOR_ID,
+    PUSHER_ID,
+    UNCACHED_COMPONENT_IDS,
+)
 from tests.kfp_emulator import KfpEmulator, TaskRecord
 from tests.kubeflow_commands import MOUNT_FLAGS, PVC_MOUNTS, STEP_PATH_FLAGS, compile_command
 
@@ -99,6 +105,13 @@ def test_first_run_pushes_a_model_with_no_baseline(cluster: dict, first_run: dic
     assert pushed["pushed_destination"] == f"/models/accent/{versions[0]}"
     served = tf.saved_model.load(str(cluster["volumes"]["accent-model-store"] / "accent" / versions[0]))
     assert features.SERVING_SIGNATURE in served.signatures
+    carried = (
+        cluster["volumes"]["accent-model-store"] / "accent" / versions[0] / "assets.extra" / "model_card"
+    )
+    assert (carried / "model_card.html").is_file() and (carried / "README.md").is_file()
+    card = first_run[MODEL_CARD_GENERATOR_ID].outputs["model_card"]
+    assert (cluster["store"] / card.uri.removeprefix("minio://") / "model_card.html").is_file()
+    assert card.custom_properties["blessed"] == 1.0
 
 
 def test_artifacts_live_in_the_object_store_under_kfps_layout(
@@ -133,7 +146,7 @@ def test_second_run_is_gated_against_the_served_version(
 ) -> None:
     states = {name: record.state for name, record in second_run.items()}
     # The baseline is read afresh, so the steps that depend on it run again; every other step is cached.
-    rerun = {*UNCACHED_COMPONENT_IDS, EVALUATOR_ID, PUSHER_ID}
+    rerun = {*UNCACHED_COMPONENT_IDS, EVALUATOR_ID, MODEL_CARD_GENERATOR_ID, PUSHER_ID}
     assert {name for name, state in states.items() if state == "complete"} == rerun
     assert {name for name, state in states.items() if state == "cached"} == set(COMPONENT_IDS) - rerun
     version = _served_versions(cluster["volumes"])[0]
@@ -156,6 +169,8 @@ def test_a_worse_model_is_not_blessed_and_pushes_nothing(
     assert blessing["blessed"] == 0.0
     assert blessing["baseline_model"] == worse_run["LatestServedModel"].outputs["model"].uri
     assert worse_run["Pusher"].state == "skipped"
+    card = _metadata(worse_run[MODEL_CARD_GENERATOR_ID], "model_card")
+    assert card["blessed"] == 0.0 and "failed" in card["blessing_reason"]
     assert _served_versions(cluster["volumes"]) == [
         _metadata(first_run["Pusher"], "pushed_model")["pushed_version"]
     ]

@@ -91,6 +91,28 @@ def test_pushed_model_classifies_a_waveform_into_a_known_accent(first_run: Path,
     assert outputs[features.ACCENT_OUTPUT_KEY].numpy().decode() in configs.PipelineSettings().class_names
 
 
+def _card_dir(output: Path) -> Path:
+    """The ModelCard artifact's directory of the latest run, as ML Metadata records it."""
+    cards = _latest_run(output)["ModelCardGenerator"].outputs["model_card"]
+    assert len(cards) == 1
+    return Path(cards[0].uri)
+
+
+def test_pushed_version_carries_its_model_card(first_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    [version] = _versions(first_run)
+    carried = first_run / "serving" / configs.SERVING_MODEL_NAME / version / "assets.extra" / "model_card"
+    card_dir = _card_dir(first_run)
+    for name in ("model_card.html", "README.md", "model_card.json"):
+        assert (carried / name).read_bytes() == (card_dir / name).read_bytes()
+    assert "NOT blessed" not in (carried / "model_card.html").read_text()
+    capsys.readouterr()
+    assert cli.main(["report", str(first_run)]) == 0
+    report = capsys.readouterr().out.splitlines()
+    assert report[1].startswith("Blessed: yes")
+    assert f"HTML: {card_dir / 'model_card.html'}" in report
+    assert "WARNING: offline YAMNet weights: these numbers say nothing about real accents" in report
+
+
 def test_rerun_with_unchanged_corpus_reuses_the_cached_embeddings(first_run: Path, corpus: Path) -> None:
     first_examples = _latest_run(first_run)["EmbeddingGen"].outputs["examples"][0].uri
     assert _run(corpus, first_run, "--learning-rate", "0.002", "--min-auc", "0") == 0
@@ -110,6 +132,13 @@ def test_worse_model_is_not_blessed_and_not_pushed(first_run: Path, corpus: Path
     assert blessing.custom_properties["blessed"].int_value == 0
     assert "Pusher" not in runs or runs["Pusher"].state != "complete"
     assert _versions(first_run) == versions_before
+    # A model that is not blessed still gets its card, saying so and which threshold it failed.
+    card = runs["ModelCardGenerator"].outputs["model_card"][0]
+    assert card.custom_properties["blessed"].int_value == 0
+    assert "failed" in card.custom_properties["blessing_reason"].string_value
+    card_dir = _card_dir(first_run)
+    assert "NOT blessed" in (card_dir / "model_card.html").read_text()
+    assert "FAIL" in (card_dir / "README.md").read_text()
 
 
 def test_pushed_model_is_served_over_grpc_and_predict_prints_an_accent(first_run: Path, corpus: Path) -> None:

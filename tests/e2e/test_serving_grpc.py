@@ -27,7 +27,7 @@ RPC_TIMEOUT_SECONDS = 20.0
 @pytest.fixture
 def model_base_path(tmp_path: Path, model_cache: Path) -> Path:
     base_path = tmp_path / MODEL_NAME
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), base_path, 1)
+    serving_models.push_cached_version(model_cache, base_path, 1)
     return base_path
 
 

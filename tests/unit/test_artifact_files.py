@@ -14,7 +14,6 @@ from components.artifact_files import (
     EmbeddingSummary,
     QuarantineReportFiles,
 )
-from components.error_text import MAX_LINE_CHARS, first_line
 
 
 def test_clip_index_summary_round_trips(tmp_path: Path) -> None:
@@ -76,9 +75,3 @@ def test_the_layouts_name_the_files_inside_the_artifact() -> None:
         "/root/EmbeddingGen/quarantine_report/2/quarantine.csv",
         "/root/EmbeddingGen/quarantine_report/2/summary.json",
     )
-
-
-def test_first_line_of_an_error() -> None:
-    assert first_line(OSError("\n  disk on fire \nsecond line")) == "disk on fire"
-    assert first_line(ValueError("")) == "ValueError"
-    assert len(first_line(RuntimeError("x" * 1000))) == MAX_LINE_CHARS

@@ -1,6 +1,5 @@
 import argparse
 import dataclasses
-import logging
 import re
 from pathlib import Path
 
@@ -10,13 +9,6 @@ import components
 from components.errors import AccentPipelineError, InvalidArgumentError
 from pipeline import cli, configs
 from pipeline.output_lock import OutputLockedError
-
-# Where this checkout's embedding job is, as a worker's log_location names it.
-BEAM_JOB_PATH = Path(components.__file__).parent / "embedding" / "beam_job.py"
-
-
-def _record(name: str, level: int, message: str) -> logging.LogRecord:
-    return logging.LogRecord(name, level, __file__, 1, message, (), None)
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -207,41 +199,3 @@ def test_no_component_imports_the_pipeline_package() -> None:
         if re.search(r"^\s*(from pipeline\b|import pipeline\b)", path.read_text(), re.MULTILINE)
     ]
     assert importers == []
-
-
-def test_tfx_progress_filter_keeps_component_progress_only() -> None:
-    progress = cli._TfxProgressFilter()
-    assert progress.filter(_record("absl", logging.INFO, "Component EmbeddingGen is running."))
-    assert progress.filter(_record("absl", logging.INFO, "Component Trainer is finished."))
-    assert progress.filter(_record("absl", logging.WARNING, "Something odd"))
-    assert not progress.filter(_record("absl", logging.INFO, "Publishing output artifacts defaultdict(...)"))
-
-
-def test_beam_worker_filter_shows_the_projects_worker_lines_as_text() -> None:
-    worker = cli._BeamWorkerFilter()
-    ours = _record(
-        "apache_beam.runners.portability.local_job_service",
-        logging.INFO,
-        'Worker: severity: INFO message: "Embedded a batch of 4 clips (\\"12\\" patches)" '
-        f'log_location: "{BEAM_JOB_PATH}:170" thread: "Thread-1"',
-    )
-    assert worker.filter(ours)
-    assert ours.getMessage() == '[worker] Embedded a batch of 4 clips (\\"12\\" patches)'
-    theirs = _record(
-        "apache_beam.runners.portability.local_job_service",
-        logging.WARNING,
-        'Worker: severity: WARN message: "Couldn\'t find python-snappy" '
-        'log_location: "/x/apache_beam/io/tfrecordio.py:59"',
-    )
-    assert not worker.filter(theirs)
-    assert worker.filter(_record("apache_beam.runners.direct", logging.WARNING, "A real warning"))
-    assert not worker.filter(_record("apache_beam.runners.direct", logging.INFO, "Running pipeline"))
-
-
-def test_progress_filter_reaches_records_of_child_loggers() -> None:
-    progress = cli._ProgressFilter()
-    assert not progress.filter(
-        _record("apache_beam.runners.portability.fn_api_runner", logging.INFO, "Running")
-    )
-    assert not progress.filter(_record("absl", logging.INFO, "Publishing output artifacts"))
-    assert progress.filter(_record("components.embedding.component", logging.INFO, "Embedding 128 clips"))

@@ -33,11 +33,14 @@ def _feature(example: tf.train.Example, key: str):
     return values[0] if len(values) == 1 else list(values)
 
 
-@pytest.fixture(scope="module")
-def bad_corpus_run(tmp_path_factory: pytest.TempPathFactory, offline_yamnet_dir: Path):
-    root = tmp_path_factory.mktemp("bad_corpus")
-    built = corpus_builders.build_bad_corpus(str(root / "corpus"))
-    index = corpus.read_corpus(built.root, split_strategy="utterance", eval_fraction=0.25)
+def _run_embedding_job(
+    root: Path, index: corpus.CorpusIndex, yamnet_dir: Path, max_clip_seconds: float | None = None
+) -> tuple[Path, Path]:
+    """Writes an index's clips and quarantine under ``root`` and runs the embedding job on them.
+
+    Returns:
+        The URIs of the Examples and of the quarantine report, under ``root``.
+    """
     examples_uri, report_uri = root / "examples", root / "report"
     clips_path, index_quarantine_path = str(root / "clips.csv"), str(root / "index_quarantine.csv")
     corpus.write_clip_index(clips_path, index.records)
@@ -48,17 +51,28 @@ def bad_corpus_run(tmp_path_factory: pytest.TempPathFactory, offline_yamnet_dir:
             clips_path=clips_path,
             index_quarantine_path=index_quarantine_path,
             embed_clips=beam_job.EmbedClipsDoFn(
-                yamnet_dir=str(offline_yamnet_dir),
+                yamnet_dir=str(yamnet_dir),
                 class_names=features.DEFAULT_CLASS_NAMES,
                 non_speech_rule="energy",
                 energy_threshold_dbfs=-45.0,
                 batch_patches=16,
-                max_clip_seconds=corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS,
+                max_clip_seconds=max_clip_seconds,
             ),
             examples_uri=str(examples_uri),
             report_uri=str(report_uri),
             split_names=(features.TRAIN_SPLIT, features.EVAL_SPLIT),
         )
+    return examples_uri, report_uri
+
+
+@pytest.fixture(scope="module")
+def bad_corpus_run(tmp_path_factory: pytest.TempPathFactory, offline_yamnet_dir: Path):
+    root = tmp_path_factory.mktemp("bad_corpus")
+    built = corpus_builders.build_bad_corpus(str(root / "corpus"))
+    index = corpus.read_corpus(built.root, split_strategy="utterance", eval_fraction=0.25)
+    examples_uri, report_uri = _run_embedding_job(
+        root, index, offline_yamnet_dir, max_clip_seconds=corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS
+    )
     examples = {
         split: _read_examples(examples_uri, split) for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT)
     }
@@ -127,26 +141,7 @@ def test_a_corpus_without_bad_entries_gets_an_empty_report(tmp_path: Path, offli
     clips = [corpus_builders.ClipSpec(f"som_0000{number}_0000000{number}", seconds=0.5) for number in (1, 2)]
     corpus_builders.build_openslr_corpus(str(tmp_path / "corpus"), clips)
     index = corpus.read_corpus(str(tmp_path / "corpus"), split_strategy="utterance", eval_fraction=0.5)
-    clips_path, index_quarantine_path = str(tmp_path / "clips.csv"), str(tmp_path / "index_quarantine.csv")
-    corpus.write_clip_index(clips_path, index.records)
-    corpus.write_quarantine_csv(index_quarantine_path, index.quarantine)
-
-    with beam.Pipeline() as pipeline:
-        beam_job.build_embedding_pipeline(
-            pipeline,
-            clips_path=clips_path,
-            index_quarantine_path=index_quarantine_path,
-            embed_clips=beam_job.EmbedClipsDoFn(
-                yamnet_dir=str(offline_yamnet_dir),
-                class_names=features.DEFAULT_CLASS_NAMES,
-                non_speech_rule="energy",
-                energy_threshold_dbfs=-45.0,
-                batch_patches=16,
-            ),
-            examples_uri=str(tmp_path / "examples"),
-            report_uri=str(tmp_path / "report"),
-            split_names=(features.TRAIN_SPLIT, features.EVAL_SPLIT),
-        )
+    _run_embedding_job(tmp_path, index, offline_yamnet_dir)
 
     report_path = Path(QuarantineReportFiles(str(tmp_path / "report")).quarantine_path)
     assert report_path.read_text() == "filename,reason\n"

@@ -12,7 +12,7 @@ import components
 import pipeline
 from components import audio
 from components.corpus import sources
-from components.errors import AccentPipelineError, UnusableClipError
+from components.errors import MAX_LINE_CHARS, AccentPipelineError, UnusableClipError, first_line
 
 # Modules that need what the test environment lacks are skipped, not failed: the walk is about classes.
 _OPTIONAL_IMPORT_ERRORS = (ImportError,)
@@ -52,3 +52,9 @@ def test_the_message_is_one_line_and_the_reason_defaults_to_it() -> None:
     assert str(error) == "first second" == error.reason
     with pytest.raises(ValueError):
         raise UnusableClipError("empty file")
+
+
+def test_first_line_of_an_error() -> None:
+    assert first_line(OSError("\n  disk on fire \nsecond line")) == "disk on fire"
+    assert first_line(ValueError("")) == "ValueError"
+    assert len(first_line(RuntimeError("x" * 1000))) == MAX_LINE_CHARS

@@ -235,3 +235,21 @@ def test_browser_renders_the_card(
     assert pixels.shape[0] >= 1000
     assert pixels.std() > 10, "the screenshot is blank"
     assert (pixels < 128).mean() > 0.01, "no text or figure drawn"
+
+
+def test_the_card_artifacts_headline_is_tfmas_overall_slice_and_the_thresholds(
+    card: tuple[inputs.ModelCardInputs, generate.ModelCardPaths],
+) -> None:
+    from components.model_card import component
+
+    card_inputs, _ = card
+    overall = card_inputs.evaluation.overall
+    properties = component.card_properties(card_inputs)
+    assert properties["blessed"] == int(card_inputs.blessed)
+    assert properties["yamnet_pretrained"] == 0 and properties["yamnet_handle"] == "offline"
+    for name in component.METRIC_PROPERTIES:
+        value = getattr(overall, name)
+        assert properties.get(name, float("nan")) == value or not math.isfinite(value)
+    assert properties["blessing_reason"] == component.blessing_reason(card_inputs)
+    for threshold in card_inputs.evaluation.thresholds:
+        assert f"{threshold.metric} {threshold.value:.4f} {threshold.kind}" in properties["blessing_reason"]

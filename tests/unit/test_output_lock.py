@@ -2,46 +2,16 @@
 
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline import cli, output_lock
-
-# A process that takes the lock, says so, and holds it until its standard input closes.
-_HOLDER = """
-import sys
-from pipeline import output_lock
-lock = output_lock.OutputLock(sys.argv[1])
-lock.acquire()
-print("locked", flush=True)
-sys.stdin.read()
-lock.release()
-"""
-
-
-def _start_holder(output_dir: Path) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(output_dir)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "locked"  # Blocks until the lock is held: no sleep.
-    return holder
-
-
-def _stop_holder(holder: subprocess.Popen[str]) -> None:
-    assert holder.stdin is not None
-    holder.stdin.close()
-    assert holder.wait() == 0
+from tests.lock_holders import start_holder, stop_holder
 
 
 def test_a_second_lock_on_the_same_output_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
-    holder = _start_holder(tmp_path)
+    holder = start_holder(tmp_path)
     try:
         with pytest.raises(output_lock.OutputLockedError) as raised:
             output_lock.OutputLock(tmp_path).acquire()
@@ -50,7 +20,7 @@ def test_a_second_lock_on_the_same_output_fails_at_once_naming_the_holder(tmp_pa
         assert raised.value.owner is not None and raised.value.owner.pid == holder.pid
         assert output_lock.is_held_by_another_process(tmp_path)
     finally:
-        _stop_holder(holder)
+        stop_holder(holder)
     assert not output_lock.is_held_by_another_process(tmp_path)
     lock = output_lock.OutputLock(tmp_path)
     lock.acquire()  # Released cleanly by the holder: free, and no abnormal end to report.
@@ -66,7 +36,7 @@ def test_a_second_lock_on_the_same_output_fails_at_once_naming_the_holder(tmp_pa
 def test_a_killed_holder_frees_the_lock_and_is_reported_as_ended_abnormally(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    holder = _start_holder(tmp_path)
+    holder = start_holder(tmp_path)
     holder.kill()  # SIGKILL: no chance to release; the kernel drops the lock with the process.
     holder.wait()
     with caplog.at_level(logging.WARNING), output_lock.hold(tmp_path) as lock:
@@ -86,11 +56,11 @@ def test_a_second_run_command_refuses_with_one_line_naming_the_other_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "out"
-    holder = _start_holder(output)
+    holder = start_holder(output)
     try:
         exit_code = cli.main(["run", "--corpus", str(tmp_path / "corpus"), "--output", str(output)])
     finally:
-        _stop_holder(holder)
+        stop_holder(holder)
     assert exit_code != 0
     error_lines = [line for line in capsys.readouterr().err.splitlines() if "accent-pipeline run" in line]
     assert len(error_lines) == 1

@@ -5,6 +5,7 @@ import tensorflow as tf
 from components import features
 from components.corpus.records import ClipRecord
 from components.embedding import patch_examples
+from tests import example_builders
 
 
 def _record(speaker_id: str = "scf_00001", clip_id: str = "scf_00001_0001") -> ClipRecord:
@@ -50,16 +51,7 @@ def test_tensorflow_parses_a_batch_of_encoded_examples():
     encoder = patch_examples.PatchExampleEncoder(_record())
     embeddings = np.random.default_rng(0).normal(size=(3, features.EMBEDDING_SIZE)).astype(np.float32)
     serialized = [encoder.encode(index, embeddings[index], index, index % 2 == 0) for index in range(3)]
-    parsed = tf.io.parse_example(
-        serialized,
-        {
-            features.EMBEDDING_KEY: tf.io.FixedLenFeature([features.EMBEDDING_SIZE], tf.float32),
-            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-            features.PATCH_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
-            features.IS_SPEECH_KEY: tf.io.FixedLenFeature([], tf.int64),
-            features.CLIP_ID_KEY: tf.io.FixedLenFeature([], tf.string),
-        },
-    )
+    parsed = tf.io.parse_example(serialized, example_builders.patch_feature_spec())
     np.testing.assert_array_equal(parsed[features.EMBEDDING_KEY].numpy(), embeddings)
     assert parsed[features.LABEL_KEY].numpy().tolist() == [0, 1, 2]
     assert parsed[features.IS_SPEECH_KEY].numpy().tolist() == [1, 0, 1]

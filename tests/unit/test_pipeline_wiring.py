@@ -29,6 +29,34 @@ def test_every_step_is_wired_in_order(tmp_path: Path) -> None:
     assert position["Trainer"] > position["ValidationGate"]
     assert position["Pusher"] > position["Evaluator"]
     assert position["Evaluator"] > position["LatestServedModel"]
+    assert position["Evaluator"] < position["ModelCardGenerator"] < position["Pusher"]
+
+
+def test_every_evaluated_model_gets_a_card_that_the_pusher_carries(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path, split_strategy="utterance")
+    components = {component.id: component for component in pipeline.components}
+    card = components["ModelCardGenerator"]
+    producers = {
+        name: (channel.producer_component_id, channel.output_key) for name, channel in card.inputs.items()
+    }
+    assert producers == {
+        "model_run": ("Trainer", "model_run"),
+        "model": ("Trainer", "model"),
+        "yamnet_model": ("YamnetModelGen", "model"),
+        "evaluation": ("Evaluator", "evaluation"),
+        "blessing": ("Evaluator", "blessing"),
+        "clip_index": ("CorpusIndexGen", "clip_index"),
+        "quarantine_report": ("EmbeddingGen", "quarantine_report"),
+    }
+    assert card.exec_properties["split_strategy"] == "utterance"
+    assert json.loads(card.exec_properties["class_names_json"]) == list(
+        configs.PipelineSettings().class_names
+    )
+    assert pipeline.dsl_context_registry.get_contexts(card) == [], (
+        "a model that is not blessed gets a card too"
+    )
+    pusher_card = components["Pusher"].inputs["model_card"]
+    assert (pusher_card.producer_component_id, pusher_card.output_key) == ("ModelCardGenerator", "model_card")
 
 
 def test_trainer_runs_only_after_the_validation_gate(tmp_path: Path) -> None:

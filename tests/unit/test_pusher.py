@@ -12,6 +12,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils, proto_utils
 
 from components import baseline, pusher
+from components.artifacts import ModelCard
 from components.serving import versions
 
 
@@ -54,8 +55,10 @@ def _copy(source: Path, destination: Path) -> Path:
     return destination
 
 
-def _push(model_dir: Path, base_directory: Path, work_dir: Path) -> standard_artifacts.PushedModel:
-    """Runs the project's Pusher executor on a blessed model; returns its PushedModel artifact."""
+def _push(
+    model_dir: Path, base_directory: Path, work_dir: Path, model_card_dir: Path | None = None
+) -> standard_artifacts.PushedModel:
+    """Runs the project's Pusher executor on a blessed model, with a card if given; returns its output."""
     model = standard_artifacts.Model()
     model.uri = str(work_dir / "model")
     if not Path(path_utils.serving_model_path(model.uri)).exists():
@@ -68,8 +71,13 @@ def _push(model_dir: Path, base_directory: Path, work_dir: Path) -> standard_art
     destination = pusher_pb2.PushDestination(
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(base_directory))
     )
+    inputs = {"model": [model], "model_blessing": [blessing]}
+    if model_card_dir is not None:
+        card = ModelCard()
+        card.uri = str(model_card_dir)
+        inputs["model_card"] = [card]
     pusher.Executor().Do(
-        {"model": [model], "model_blessing": [blessing]},
+        inputs,
         {"pushed_model": [pushed]},
         {"push_destination": proto_utils.proto_to_json(destination)},
     )
@@ -216,6 +224,29 @@ def test_a_second_push_of_the_same_model_records_the_served_version(
     assert versions.version_number(
         other.get_string_custom_property("pushed_destination")
     ) > versions.version_number(served)
+
+
+def test_a_push_carries_the_model_card_in_assets_extra_and_stays_the_same_model(
+    real_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, _ = real_models
+    card_dir = tmp_path / "card"
+    (card_dir / "figures").mkdir(parents=True)
+    (card_dir / "model_card.html").write_text("<html>card</html>")
+    (card_dir / "README.md").write_text("---\nlibrary_name: keras\n---\n")
+    (card_dir / "figures" / "curves.png").write_bytes(b"png")
+    base = tmp_path / "serving"
+    pushed = _push(first, base, tmp_path / "work", model_card_dir=card_dir)
+    version_dir = Path(pushed.get_string_custom_property("pushed_destination"))
+    carried = version_dir / "assets.extra" / "model_card"
+    assert (carried / "model_card.html").read_text() == "<html>card</html>"
+    assert (carried / "README.md").exists() and (carried / "figures" / "curves.png").exists()
+    assert pusher.incomplete_reason(str(version_dir)) is None
+    assert pusher.same_saved_model(str(first), str(version_dir))
+    assert pusher.latest_complete_version_dir(str(base)) == str(version_dir)
+    assert not pusher.stale_temporary_dirs(str(base))
+    again = _push(first, base, tmp_path / "again", model_card_dir=card_dir)
+    assert again.get_int_custom_property("already_served") == 1
 
 
 def test_remove_stale_temporary_dirs(tmp_path: Path) -> None:

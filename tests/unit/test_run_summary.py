@@ -1,8 +1,6 @@
 """The run summary and the next run tell the truth about a run that was killed mid-step."""
 
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,31 +10,10 @@ from ml_metadata.proto import metadata_store_pb2
 from components import features
 from pipeline import configs, local_runner, output_lock, run_summary
 from pipeline.pipeline import COMPONENT_IDS, CORPUS_INDEX_GEN_ID, EMBEDDING_GEN_ID
+from tests.lock_holders import start_holder, stop_holder
 
 _RUNNING = metadata_store_pb2.Execution.RUNNING
 _COMPLETE = metadata_store_pb2.Execution.COMPLETE
-
-# A process that takes the lock on OUT, says so, and waits to be killed or released.
-_HOLDER = """
-import sys
-from pipeline import output_lock
-lock = output_lock.OutputLock(sys.argv[1])
-lock.acquire()
-print("locked", flush=True)
-sys.stdin.read()
-lock.release()
-"""
-
-
-def _start_holder(output_dir: Path) -> subprocess.Popen[str]:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(output_dir)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    return holder
 
 
 def _record_run(layout: local_runner.OutputLayout, run_id: str, states: dict[str, int]) -> dict[str, int]:
@@ -91,7 +68,7 @@ def _execution(layout: local_runner.OutputLayout, execution_id: int) -> metadata
 
 def _killed_run(layout: local_runner.OutputLayout) -> tuple[int, dict[str, int], Path]:
     """A run SIGKILLed inside EmbeddingGen: a stale lock record, a RUNNING execution, Beam temp files."""
-    holder = _start_holder(layout.output_dir)
+    holder = start_holder(layout.output_dir)
     execution_ids = _record_run(layout, "run-1", {CORPUS_INDEX_GEN_ID: _COMPLETE, EMBEDDING_GEN_ID: _RUNNING})
     beam_temp = _beam_temp(layout, EMBEDDING_GEN_ID, execution_ids[EMBEDDING_GEN_ID])
     holder.kill()
@@ -114,14 +91,12 @@ def test_a_step_left_running_by_a_dead_run_is_reported_interrupted_not_running(t
 
 def test_a_step_of_a_live_run_is_reported_running(tmp_path: Path) -> None:
     layout = local_runner.OutputLayout(tmp_path)
-    holder = _start_holder(layout.output_dir)
+    holder = start_holder(layout.output_dir)
     try:
         _record_run(layout, "run-1", {EMBEDDING_GEN_ID: _RUNNING})
         summary = run_summary.format_summary(str(layout.metadata_path), features.DEFAULT_CLASS_NAMES)
     finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait()
+        stop_holder(holder)
     assert "EmbeddingGen (running)" in summary and "nterrupted" not in summary
 
 

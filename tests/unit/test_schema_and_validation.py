@@ -13,6 +13,7 @@ from components import features, validation
 from components.corpus.records import ClipRecord
 from components.embedding import patch_examples
 from schemas import SCHEMA_PATH
+from tests import example_builders
 
 
 def _record() -> ClipRecord:
@@ -52,19 +53,7 @@ def test_patch_example_carries_every_feature() -> None:
     serialized = patch_examples.PatchExampleEncoder(_record()).encode(
         3, embedding, features.class_id("Scottish"), True
     )
-    parsed = tf.io.parse_single_example(
-        serialized,
-        {
-            features.EMBEDDING_KEY: tf.io.FixedLenFeature([features.EMBEDDING_SIZE], tf.float32),
-            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-            features.ACCENT_KEY: tf.io.FixedLenFeature([], tf.string),
-            features.SPEAKER_ID_KEY: tf.io.FixedLenFeature([], tf.string),
-            features.GENDER_KEY: tf.io.FixedLenFeature([], tf.string),
-            features.CLIP_ID_KEY: tf.io.FixedLenFeature([], tf.string),
-            features.PATCH_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
-            features.IS_SPEECH_KEY: tf.io.FixedLenFeature([], tf.int64),
-        },
-    )
+    parsed = tf.io.parse_single_example(serialized, example_builders.patch_feature_spec())
     np.testing.assert_allclose(parsed[features.EMBEDDING_KEY].numpy(), embedding)
     assert parsed[features.LABEL_KEY].numpy() == 3
     assert parsed[features.SPEAKER_ID_KEY].numpy() == b"scf_00001"

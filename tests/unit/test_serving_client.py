@@ -23,9 +23,7 @@ SERVED_VERSION = 2
 @pytest.fixture(scope="module")
 def model_base_path(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     base_path = tmp_path_factory.mktemp("served") / MODEL_NAME
-    serving_models.push_model_version(
-        serving_models.cached_saved_model(model_cache, SERVED_VERSION), base_path, SERVED_VERSION
-    )
+    serving_models.push_cached_version(model_cache, base_path, SERVED_VERSION)
     return base_path
 
 
@@ -59,28 +57,45 @@ def _expected_outputs(in_process_signature, wav_path: Path) -> dict[str, np.ndar
     return {name: value.numpy() for name, value in outputs.items()}
 
 
+def _predict_files(
+    paths: list[Path],
+    address: str,
+    output_json: bool = False,
+    model_name: str = MODEL_NAME,
+    timeout_seconds: float = client.DEFAULT_TIMEOUT_SECONDS,
+) -> tuple[int, str]:
+    """Runs ``client.predict_files`` on the files, returning the number that failed and what it printed."""
+    output = io.StringIO()
+    num_failed = client.predict_files(
+        [str(path) for path in paths],
+        address,
+        model_name,
+        output_json,
+        timeout_seconds=timeout_seconds,
+        stream=output,
+    )
+    return num_failed, output.getvalue()
+
+
 def test_predict_files_prints_the_accent_and_a_sorted_probability_table(
     running_server, in_process_signature, good_wav: Path, capsys
 ) -> None:
-    output = io.StringIO()
-    num_failed = client.predict_files(
-        [str(good_wav)], running_server.address, MODEL_NAME, output_json=False, stream=output
-    )
+    num_failed, printed = _predict_files([good_wav], running_server.address)
 
     assert num_failed == 0
     expected = _expected_outputs(in_process_signature, good_wav)
     expected_accent = expected[features.ACCENT_OUTPUT_KEY].decode("utf-8")
-    lines = output.getvalue().splitlines()
+    lines = printed.splitlines()
     assert lines[0].startswith(f"{good_wav}: {expected_accent} (model {MODEL_NAME} version {SERVED_VERSION}")
     table = [line.split() for line in lines[1:]]
-    printed = {" ".join(row[:-1]): float(row[-1].rstrip("%")) / 100.0 for row in table}
-    assert set(printed) == set(features.DEFAULT_CLASS_NAMES)
+    probabilities = {" ".join(row[:-1]): float(row[-1].rstrip("%")) / 100.0 for row in table}
+    assert set(probabilities) == set(features.DEFAULT_CLASS_NAMES)
     expected_probabilities = dict(
         zip(features.DEFAULT_CLASS_NAMES, expected[features.CLASS_PROBABILITIES_OUTPUT_KEY], strict=True)
     )
-    for name, probability in printed.items():
+    for name, probability in probabilities.items():
         assert probability == pytest.approx(expected_probabilities[name], abs=6e-5)
-    printed_order = [value for value in printed.values()]
+    printed_order = [value for value in probabilities.values()]
     assert printed_order == sorted(printed_order, reverse=True)
     assert capsys.readouterr().err == ""
 
@@ -91,53 +106,40 @@ def test_predict_files_reports_bad_files_and_carries_on(
     missing = tmp_path / "missing.wav"
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("these are meeting notes, not audio")
-    output = io.StringIO()
 
-    num_failed = client.predict_files(
-        [str(missing), str(not_audio), str(good_wav)],
-        running_server.address,
-        MODEL_NAME,
-        False,
-        stream=output,
-    )
+    num_failed, printed = _predict_files([missing, not_audio, good_wav], running_server.address)
 
     assert num_failed == 2
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2
     assert errors[0].startswith(f"error: cannot read {missing}")
     assert errors[1].startswith(f"error: cannot decode {not_audio}")
-    assert output.getvalue().startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")
+    assert printed.startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")
 
 
 def test_predict_files_reports_a_down_server_clearly(good_wav: Path, tmp_path: Path, capsys) -> None:
     address = f"127.0.0.1:{_closed_loopback_port()}"
     second_wav = serving_models.write_wav(tmp_path / "second.wav", serving_models.make_waveform(1.0, seed=2))
-    output = io.StringIO()
 
-    num_failed = client.predict_files(
-        [str(good_wav), str(second_wav)], address, MODEL_NAME, False, timeout_seconds=10.0, stream=output
-    )
+    num_failed, printed = _predict_files([good_wav, second_wav], address, timeout_seconds=10.0)
 
     assert num_failed == 2
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2
     for line in errors:
         assert line.startswith(f"error: cannot reach TF Serving at {address}: ")
-    assert output.getvalue() == ""
+    assert printed == ""
 
 
 def test_predict_files_json_output_parses(
     running_server, in_process_signature, good_wav: Path, tmp_path: Path
 ):
     missing = tmp_path / "missing.flac"
-    output = io.StringIO()
 
-    num_failed = client.predict_files(
-        [str(good_wav), str(missing)], running_server.address, MODEL_NAME, output_json=True, stream=output
-    )
+    num_failed, printed = _predict_files([good_wav, missing], running_server.address, output_json=True)
 
     assert num_failed == 1
-    results = [json.loads(line) for line in output.getvalue().splitlines()]
+    results = [json.loads(line) for line in printed.splitlines()]
     assert [result["file"] for result in results] == [str(good_wav), str(missing)]
     expected = _expected_outputs(in_process_signature, good_wav)
     good = results[0]
@@ -160,9 +162,9 @@ def test_predict_files_resamples_other_rates(running_server, in_process_signatur
     wav_path = serving_models.write_wav(
         tmp_path / "phone.wav", serving_models.make_waveform(2.0, seed=5)[::2], sample_rate=8000
     )
-    output = io.StringIO()
-    assert client.predict_files([str(wav_path)], running_server.address, MODEL_NAME, True, stream=output) == 0
-    result = json.loads(output.getvalue())
+    num_failed, printed = _predict_files([wav_path], running_server.address, output_json=True)
+    assert num_failed == 0
+    result = json.loads(printed)
     expected = _expected_outputs(in_process_signature, wav_path)
     assert len(result["patch_probabilities"]) == len(expected[features.PATCH_PROBABILITIES_OUTPUT_KEY])
     np.testing.assert_allclose(
@@ -173,10 +175,7 @@ def test_predict_files_resamples_other_rates(running_server, in_process_signatur
 
 
 def test_predict_files_names_the_server_error(running_server, good_wav: Path, capsys) -> None:
-    output = io.StringIO()
-    num_failed = client.predict_files(
-        [str(good_wav)], running_server.address, "dialect", False, stream=output
-    )
+    num_failed, _ = _predict_files([good_wav], running_server.address, model_name="dialect")
     assert num_failed == 1
     error = capsys.readouterr().err
     assert "NOT_FOUND" in error
@@ -214,15 +213,8 @@ def test_predict_files_reports_every_decode_failure_and_scores_the_files_after_i
         return real_load_waveform(encoded, filename, *args, **kwargs)
 
     monkeypatch.setattr(audio, "load_waveform", load_waveform)
-    output = io.StringIO()
 
-    num_failed = client.predict_files(
-        [str(zero_rate_flac), str(exhausting), str(good_wav)],
-        running_server.address,
-        MODEL_NAME,
-        False,
-        stream=output,
-    )
+    num_failed, printed = _predict_files([zero_rate_flac, exhausting, good_wav], running_server.address)
 
     assert num_failed == 2
     errors = capsys.readouterr().err.splitlines()
@@ -230,4 +222,4 @@ def test_predict_files_reports_every_decode_failure_and_scores_the_files_after_i
         f"error: cannot decode {zero_rate_flac}: unsupported sample rate: 0 Hz (supported: 8000 to 96000 Hz)",
         f"error: cannot decode {exhausting}: out of memory",
     ]
-    assert output.getvalue().startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")
+    assert printed.startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")

@@ -188,7 +188,7 @@ def _answers_on(address: str) -> bool:
 @pytest.fixture(scope="module")
 def fixture_base_path(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     base_path = tmp_path_factory.mktemp("served") / MODEL_NAME
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), base_path, 1)
+    serving_models.push_cached_version(model_cache, base_path, 1)
     return base_path
 
 

@@ -48,9 +48,7 @@ def test_version_directory_names() -> None:
 
 def test_the_highest_version_is_served_after_two_identical_polls(tmp_path: Path, model_cache: Path) -> None:
     for version in (1, 2):
-        serving_models.push_model_version(
-            serving_models.cached_saved_model(model_cache, version), tmp_path, version
-        )
+        serving_models.push_cached_version(model_cache, tmp_path, version)
     shutil.copytree(serving_models.cached_saved_model(model_cache, 3), tmp_path / "latest")
     manager = ModelManager(tmp_path, MODEL_NAME)
 
@@ -68,7 +66,7 @@ def test_the_highest_version_is_served_after_two_identical_polls(tmp_path: Path,
 
 
 def test_a_half_written_version_without_variables_is_not_loaded(tmp_path: Path, model_cache: Path) -> None:
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     manager = ModelManager(tmp_path, MODEL_NAME)
     _poll(manager, 2)
     assert _served_version(manager) == 1
@@ -90,7 +88,7 @@ def test_a_half_written_version_without_variables_is_not_loaded(tmp_path: Path, 
 
 
 def test_a_version_whose_files_change_between_polls_waits(tmp_path: Path, model_cache: Path) -> None:
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     manager = ModelManager(tmp_path, MODEL_NAME)
     _poll(manager, 2)
 
@@ -110,13 +108,13 @@ def test_a_version_whose_files_change_between_polls_waits(tmp_path: Path, model_
 
 
 def test_the_old_version_keeps_answering_requests_that_hold_it(tmp_path: Path, model_cache: Path) -> None:
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     manager = ModelManager(tmp_path, MODEL_NAME)
     _poll(manager, 2)
     in_flight = manager.current()
     assert in_flight is not None
 
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 2), tmp_path, 2)
+    serving_models.push_cached_version(model_cache, tmp_path, 2)
     _poll(manager, 2)
     shutil.rmtree(tmp_path / "1")
 
@@ -139,7 +137,7 @@ def test_a_version_that_fails_to_load_is_retried_when_fixed(
     tmp_path: Path, model_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=model_manager.__name__)
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     manager = ModelManager(tmp_path, MODEL_NAME)
     _poll(manager, 2)
 
@@ -176,7 +174,7 @@ def test_a_failed_version_is_retried_after_the_back_off(
     tmp_path: Path, model_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=model_manager.__name__)
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     broken = tmp_path / "2"
     shutil.copytree(serving_models.cached_saved_model(model_cache, 2), broken)
     (broken / "variables" / "variables.data-00000-of-00001").write_bytes(b"truncated")
@@ -199,9 +197,7 @@ def test_removing_the_served_version_rolls_back_to_the_previous_one(
     tmp_path: Path, model_cache: Path
 ) -> None:
     for version in (1, 2):
-        serving_models.push_model_version(
-            serving_models.cached_saved_model(model_cache, version), tmp_path, version
-        )
+        serving_models.push_cached_version(model_cache, tmp_path, version)
     manager = ModelManager(tmp_path, MODEL_NAME)
     _poll(manager, 2)
     assert _served_version(manager) == 2
@@ -212,7 +208,7 @@ def test_removing_the_served_version_rolls_back_to_the_previous_one(
 
 
 def test_the_served_version_stays_when_the_base_path_empties(tmp_path: Path, model_cache: Path) -> None:
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     manager = ModelManager(tmp_path, MODEL_NAME)
     _poll(manager, 2)
     shutil.rmtree(tmp_path / "1")
@@ -225,18 +221,18 @@ def test_a_missing_base_path_serves_nothing_until_it_appears(tmp_path: Path, mod
     manager = ModelManager(base_path, MODEL_NAME)
     _poll(manager, 2)
     assert manager.current() is None
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 4), base_path, 4)
+    serving_models.push_cached_version(model_cache, base_path, 4)
     _poll(manager, 2)
     assert _served_version(manager) == 4
 
 
 def test_the_polling_thread_picks_up_a_pushed_version(tmp_path: Path, model_cache: Path) -> None:
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     manager = ModelManager(tmp_path, MODEL_NAME, poll_wait_seconds=0.05)
     manager.start()
     try:
         assert manager.wait_for_version(1, timeout_seconds=20.0) is not None
-        serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 2), tmp_path, 2)
+        serving_models.push_cached_version(model_cache, tmp_path, 2)
         assert manager.wait_for_version(2, timeout_seconds=20.0) is not None
     finally:
         manager.stop()
@@ -258,7 +254,7 @@ def test_bad_arguments_are_rejected(tmp_path: Path, arguments: dict, message: st
 def test_a_version_number_beyond_int64_is_ignored_with_one_warning(
     tmp_path: Path, model_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), tmp_path, 1)
+    serving_models.push_cached_version(model_cache, tmp_path, 1)
     out_of_range_name = str(2**63)
     shutil.copytree(serving_models.cached_saved_model(model_cache, 2), tmp_path / out_of_range_name)
     shutil.copytree(serving_models.cached_saved_model(model_cache, 3), tmp_path / str(2**63 - 1))

@@ -184,7 +184,7 @@ def test_serve_passes_sigterm_on_to_tensorflow_model_server(fake_binary_dir: Pat
 @pytest.mark.slow
 def test_the_project_server_shuts_down_cleanly_on_sigterm(tmp_path: Path, model_cache: Path) -> None:
     model_base_path = tmp_path / MODEL_NAME
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), model_base_path, 1)
+    serving_models.push_cached_version(model_cache, model_base_path, 1)
     empty_bin = tmp_path / "empty-bin"
     empty_bin.mkdir()
     port = _free_loopback_port()

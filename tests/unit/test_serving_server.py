@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import Iterator
@@ -38,10 +39,8 @@ OUT_OF_RANGE_VERSION_NAME = "99999999999999999999"
 @pytest.fixture(scope="module")
 def model_base_path(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     base_path = tmp_path_factory.mktemp("served") / MODEL_NAME
-    serving_models.push_model_version(serving_models.cached_saved_model(model_cache, 1), base_path, 1)
-    serving_models.push_model_version(
-        serving_models.cached_saved_model(model_cache, SERVED_VERSION), base_path, SERVED_VERSION
-    )
+    serving_models.push_cached_version(model_cache, base_path, 1)
+    serving_models.push_cached_version(model_cache, base_path, SERVED_VERSION)
     # Directories whose names are not integers are not versions, whatever they hold.
     shutil.copytree(serving_models.cached_saved_model(model_cache, 5), base_path / "v5")
     shutil.copytree(serving_models.cached_saved_model(model_cache, 6), base_path / "6.tmp")
@@ -178,21 +177,9 @@ def _unknown_model_request() -> predict_pb2.PredictRequest:
     return _waveform_request(serving_models.make_waveform(1.0), model_name="dialect")
 
 
-def _older_version_request() -> predict_pb2.PredictRequest:
+def _version_request(version: int) -> predict_pb2.PredictRequest:
     request = _waveform_request(serving_models.make_waveform(1.0))
-    request.model_spec.version.value = 1
-    return request
-
-
-def _unknown_version_request() -> predict_pb2.PredictRequest:
-    request = _waveform_request(serving_models.make_waveform(1.0))
-    request.model_spec.version.value = 42
-    return request
-
-
-def _non_integer_directory_request() -> predict_pb2.PredictRequest:
-    request = _waveform_request(serving_models.make_waveform(1.0))
-    request.model_spec.version.value = 6
+    request.model_spec.version.value = version
     return request
 
 
@@ -246,9 +233,10 @@ def _huge_dimension_request() -> predict_pb2.PredictRequest:
         (_empty_request, grpc.StatusCode.INVALID_ARGUMENT, ["empty", EXPECTED_INPUT_MESSAGE]),
         (_wrong_input_name_request, grpc.StatusCode.INVALID_ARGUMENT, ["'audio'", EXPECTED_INPUT_MESSAGE]),
         (_unknown_model_request, grpc.StatusCode.NOT_FOUND, ["Latest(dialect)"]),
-        (_older_version_request, grpc.StatusCode.NOT_FOUND, ["Specific(accent, 1)"]),
-        (_unknown_version_request, grpc.StatusCode.NOT_FOUND, ["Specific(accent, 42)"]),
-        (_non_integer_directory_request, grpc.StatusCode.NOT_FOUND, ["Specific(accent, 6)"]),
+        # An older version than the served one, one that was never pushed, and one whose directory is "6.tmp".
+        (functools.partial(_version_request, 1), grpc.StatusCode.NOT_FOUND, ["Specific(accent, 1)"]),
+        (functools.partial(_version_request, 42), grpc.StatusCode.NOT_FOUND, ["Specific(accent, 42)"]),
+        (functools.partial(_version_request, 6), grpc.StatusCode.NOT_FOUND, ["Specific(accent, 6)"]),
         (_unknown_signature_request, grpc.StatusCode.INVALID_ARGUMENT, ["'classify_examples'"]),
         (_version_label_request, grpc.StatusCode.INVALID_ARGUMENT, ["stable"]),
         (_nan_waveform_request, grpc.StatusCode.INVALID_ARGUMENT, ["rejects NaN and Inf samples"]),
