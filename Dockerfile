@@ -15,6 +15,9 @@ COPY schemas/ schemas/
 # Not editable: the code lands in site-packages, wherever a step's working directory is.
 # Second step as in the Makefile: tensorflow-hub 0.16.1 and tf-keras over tfx's own pins;
 # third: model-card-toolkit without its outdated pins.
-RUN pip install --no-cache-dir . \
+# The "web" extra (Gradio) makes the same image run the web page (`accent-pipeline web`,
+# kubernetes/base/web-deployment.yaml); it moves none of the pins above. The demo and test extras
+# stay out: they are dev only. Written "./[web]": hadolint (DL3013) takes "./" for a local path.
+RUN pip install --no-cache-dir "./[web]" \
     && pip install --no-cache-dir -r requirements-post.txt \
     && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt

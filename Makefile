@@ -26,7 +26,7 @@ export CUDA_VISIBLE_DEVICES ?=
 # Where the tests find the checkers; not put on PATH, where its python would shadow .venv's.
 export ACCENT_TOOLS_BIN ?= $(CURDIR)/$(TOOLS_BIN)
 
-.PHONY: help venv tools browser demo test test-fast lint format bench clean
+.PHONY: help venv tools browser demo test test-fast lint format bench bench-scale clean
 
 help:
 	@echo "make demo   - set up .venv, write the demo corpus and run the whole pipeline on it"
@@ -34,6 +34,7 @@ help:
 	@echo "make lint   - ruff format --check and ruff check"
 	@echo "make format - ruff format and ruff check --fix"
 	@echo "make bench  - embedding throughput and serving latency benchmarks"
+	@echo "make bench-scale - the whole pipeline on a 1-hour and a 3-hour corpus, extrapolated to 31 hours (not in CI)"
 	@echo "make tools  - set up .venv-tools with the manifest checkers (checkov, kubernetes-validate, hadolint)"
 
 venv: $(INSTALLED)
@@ -44,7 +45,7 @@ $(INSTALLED):
 	rm -rf $(VENV)
 	$(PYTHON310) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip wheel "setuptools<80"
-	$(BIN)/pip install --quiet -e ".[test,demo]"
+	$(BIN)/pip install --quiet -e ".[test,demo,web]"
 	$(BIN)/pip install --quiet -r requirements-post.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
@@ -84,18 +85,28 @@ test: lint $(TOOLS_INSTALLED) browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The model card's browser test opens the card in Debian's headless Chromium (Playwright's own
-# browser download is not reachable from every machine); installed once, as root, when missing.
+# browser download is not reachable from every machine); the web page's test drives it through
+# Debian's chromedriver (Selenium). Installed once, as root, when missing.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" != 0 ]; then echo "chromium is missing: run 'sudo apt-get install chromium' (Debian)" >&2; exit 1; fi; \
 		echo "Installing Debian's chromium for the model card's browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromedriver >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" != 0 ]; then echo "chromedriver is missing: run 'sudo apt-get install chromium-driver' (Debian)" >&2; exit 1; fi; \
+		echo "Installing Debian's chromium-driver for the web page's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-driver >/dev/null; }
 
 test-fast: $(INSTALLED)
 	$(BIN)/pytest -m "not e2e and not slow and not infra" $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all
+
+# Not in CI: an estimated 6 to 15 minutes on 2 cores. BENCH_SCALE_ARGS="--hours 0.1" for a quick check.
+BENCH_SCALE_ARGS ?=
+bench-scale: $(INSTALLED)
+	$(BIN)/python -m benchmarks.scale $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

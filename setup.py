@@ -13,6 +13,8 @@ INSTALL_REQUIRES = [
     "tensorflow-io==0.37.1",
     "tensorflow-serving-api==2.16.1",
     "kfp==2.5.0",
+    # The Tuner's search (components/tuner/); tfx requires it too, this pins the version it was tested with.
+    "keras-tuner==1.4.8",
     "dill",
     "h5py",
     "scipy",
@@ -27,12 +29,20 @@ DEMO_REQUIRES = [
     "espeakng-loader",
 ]
 
+# The web page (`accent-pipeline web`): Gradio, which installs beside the pinned stack without moving a pin.
+WEB_REQUIRES = [
+    "gradio==6.31.0",
+]
+
 # kfp-kubernetes 1.0.0 is the last release for kfp < 2.6 and protobuf 3; the tests parse the
 # compiled Kubernetes platform spec with its KubernetesExecutorConfig proto.
+# selenium drives Debian's chromium in the web page's browser test; 4.32.0 is its last release that
+# accepts urllib3 1.x, which kfp 2.5 requires (4.33 and later need urllib3 2).
 TEST_REQUIRES = [
     "pytest",
     "ruff",
     "kfp-kubernetes==1.0.0",
+    "selenium==4.32.0",
 ]
 
 setup(
@@ -43,6 +53,6 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "schemas"]),
     package_data={"components.yamnet": ["*.csv"], "schemas": ["*.pbtxt"]},
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TEST_REQUIRES, "demo": DEMO_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "demo": DEMO_REQUIRES, "web": WEB_REQUIRES},
     entry_points={"console_scripts": ["accent-pipeline=pipeline.cli:main"]},
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import shutil
+import wave
 
 from components import demo_corpus
 
@@ -20,6 +22,13 @@ _ALL_ACCENTS = tuple(sorted(demo_corpus.DEMO_ACCENT_VOICES))
 
 # Attempts at writing a long enough corpus (each adds speakers) before giving up.
 _MAX_ATTEMPTS = 5
+
+# Name of the corpus index (as in OpenSLR-83 and the demo corpus).
+INDEX_FILENAME = "line_index_all.csv"
+
+# A repeated corpus's copy ``k`` adds ``k * _COPY_UTTERANCE_OFFSET`` to each clip's utterance number,
+# which keeps the 11-digit utterance field of OpenSLR-83's clip ids for up to 99 copies.
+_COPY_UTTERANCE_OFFSET = 10**9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,3 +146,82 @@ def write_benchmark_corpus(output_dir: str, minutes: float) -> BenchmarkCorpus:
         )
         shape = dataclasses.replace(shape, speakers_per_accent=shape.speakers_per_accent + 1)
     raise RuntimeError(f"Could not write a corpus of {wanted_seconds:.0f} s in {_MAX_ATTEMPTS} attempts")
+
+
+def repeated_clip_id(clip_id: str, copy_index: int) -> str:
+    """Names copy ``copy_index`` of a clip: same speaker, the utterance number moved up by the copy.
+
+    Args:
+        clip_id: An OpenSLR-83 clip id, ``<speaker>_<utterance number>``.
+        copy_index: 0 for the clip itself, 1 and up for its copies.
+
+    Returns:
+        The copy's clip id (``clip_id`` itself for copy 0).
+
+    Raises:
+        ValueError: If the clip id has no numeric utterance part or ``copy_index`` is out of range.
+    """
+    speaker_id, separator, utterance = clip_id.rpartition("_")
+    if not separator or not utterance.isdigit():
+        raise ValueError(f"Clip id {clip_id!r} does not end in _<utterance number>")
+    if not 0 <= copy_index < 100:
+        raise ValueError(f"copy_index must be in [0, 100), got {copy_index}")
+    number = int(utterance) + copy_index * _COPY_UTTERANCE_OFFSET
+    return f"{speaker_id}_{number:0{len(utterance)}d}"
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
+def repeat_corpus(source: BenchmarkCorpus, output_dir: str, times: int) -> BenchmarkCorpus:
+    """Writes a corpus that holds every clip of ``source`` ``times`` times, each copy under a new name.
+
+    The copies keep their speakers (so the speaker split puts them where the
+    originals are) and get new utterance numbers (``repeated_clip_id``). WAV
+    files are hard links where the file system allows, copies otherwise.
+
+    Args:
+        source: A corpus written by ``write_benchmark_corpus``.
+        output_dir: Directory to write into (replaced if it exists).
+        times: How many times each clip appears (1 or more).
+
+    Returns:
+        What was written.
+
+    Raises:
+        ValueError: If ``times`` is not in [1, 100).
+    """
+    if not 1 <= times < 100:
+        raise ValueError(f"times must be in [1, 100), got {times}")
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.makedirs(output_dir)
+    with open(os.path.join(source.corpus_dir, INDEX_FILENAME), encoding="utf-8") as index_file:
+        rows = [line.rstrip("\n").split(",", 2) for line in index_file if line.strip()]
+    index_lines = []
+    for copy_index in range(times):
+        for _, clip_id, transcript in rows:
+            new_clip_id = repeated_clip_id(clip_id.strip(), copy_index)
+            _link_or_copy(
+                os.path.join(source.corpus_dir, clip_id.strip() + ".wav"),
+                os.path.join(output_dir, new_clip_id + ".wav"),
+            )
+            index_lines.append(f"EN{len(index_lines) + 1:06d}, {new_clip_id},{transcript}\n")
+    with open(os.path.join(output_dir, INDEX_FILENAME), "w", encoding="utf-8", newline="\n") as index_file:
+        index_file.writelines(index_lines)
+    logger.info("Wrote %d clips (%d x %d) to %s", len(index_lines), times, len(rows), output_dir)
+    return BenchmarkCorpus(
+        corpus_dir=output_dir,
+        num_clips=len(index_lines),
+        audio_seconds=source.audio_seconds * times,
+        sample_rate=source.sample_rate,
+    )
+
+
+def wav_seconds(path: str) -> float:
+    """Returns the duration of a WAV file, from its header."""
+    with wave.open(path, "rb") as wav_file:
+        return wav_file.getnframes() / wav_file.getframerate()

@@ -33,7 +33,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import child
+from benchmarks import bench_corpus, child
 from components import features
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def run_ours(
     num_embeddings = _count_tfrecords(
         os.path.join(examples_uri, "Split-*", beam_job.EXAMPLES_FILE_PREFIX + "-*")
     )
-    durations = [_wav_duration_seconds(record.source) for record in records]
+    durations = [bench_corpus.wav_seconds(record.source) for record in records]
     expected = sum(params.num_patches(round(seconds * features.SAMPLE_RATE)) for seconds in durations)
     if abs(num_embeddings - expected) > len(records):
         raise RuntimeError(
@@ -249,13 +249,6 @@ def run_ours(
         wall_seconds=wall_seconds,
         detail=f"Beam DirectRunner {' '.join(beam_args)}: read_corpus -> EmbedClipsDoFn -> TFRecords",
     )
-
-
-def _wav_duration_seconds(path: str) -> float:
-    import wave
-
-    with wave.open(path, "rb") as wav_file:
-        return wav_file.getnframes() / wav_file.getframerate()
 
 
 def run_limit(corpus_dir: str, yamnet_dir: str, audio_seconds: float, batch_patches: int) -> ThroughputRun:

@@ -2,26 +2,36 @@
 
 Usage::
 
-    python -m benchmarks.run_all [--minutes 60] [--rounds 3] [--requests 120] [--work-dir DIR]
-        [--keep-work-dir] [--no-startup-run]
+    python -m benchmarks.run_all [--minutes 60] [--scale 4] [--rounds 3] [--requests 120]
+        [--trainer-epochs 5] [--work-dir DIR] [--keep-work-dir] [--no-startup-run]
 
 ``--minutes`` (or ``ACCENT_BENCH_MINUTES``) sets the least length of the
-generated corpus; the default, an hour, keeps Beam's fixed start-up (about ten
-seconds) from dominating a measurement meant for the 31 hours of OpenSLR-83.
+generated corpus (1x); ``--scale`` the size of the second corpus, the same
+clips repeated under new names (4x by default). Each embedding approach runs
+on both, so that the fixed cost and the marginal rate (audio seconds per wall
+second between the two sizes) of each are measured in the same run.
 ``--rounds`` (or ``ACCENT_BENCH_ROUNDS``) sets how many times the three
-embedding approaches run, interleaved (reference, ours, limit, then again), so
-that a slow spell of a shared machine hits all three alike; each table row is
-the approach's median run by wall time, and the final line compares medians.
-``--requests`` (or ``ACCENT_BENCH_REQUESTS``) sets the timed requests of each
-serving configuration. Every step runs in its own spawned child process (see
-``benchmarks/child.py`` for what the memory figures count), one after the
-other; this process only orchestrates and prints. Progress goes to stderr; the
-tables go to stdout, whose last line is::
+embedding approaches run, interleaved (reference, ours, limit at 1x, then at
+4x, then again), so that a slow spell of a shared machine hits all of them
+alike; each table row is the approach's median run by wall time, and the final
+line compares medians. ``--requests`` (or ``ACCENT_BENCH_REQUESTS``) sets the
+timed requests of each serving configuration. The Trainer's input pipeline is
+timed on the examples of ours at the larger size. Every step runs in its own
+spawned child process (see ``benchmarks/child.py`` for what the memory
+figures count), one after the other; this process only orchestrates and
+prints. Progress goes to stderr; the tables go to stdout, whose last line is::
 
-    embedding_speedup_vs_reference=R limit_fraction=F
+    embedding_speedup_vs_reference=R limit_fraction=F marginal_speedup=RM marginal_limit_fraction=FM \
+    memory_growth=G serving_limit_fraction_8=S trainer_limit_fraction=T
 
-with R = ours / reference and F = ours / limit (end-to-end throughputs, audio
-seconds per wall second).
+(one line, split here for width), with R = ours / reference and F = ours /
+limit (end-to-end throughputs on the 1x corpus, audio seconds per wall
+second); RM and FM the same ratios of the marginal rates; G = ours' joint
+peak RSS at the larger size / at 1x; S = the served patches per second with
+8 clients on 5 s clips / the served model's own limit
+(``serving_latency.ServingResult.serving_limit_fraction_8``); T = the
+Trainer's examples per second through its input pipeline / with the examples
+in memory.
 """
 
 from __future__ import annotations
@@ -29,14 +39,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 
-from benchmarks import bench_corpus, child, embedding_throughput, machine, serving_latency
+from benchmarks import (
+    bench_corpus,
+    child,
+    embedding_throughput,
+    machine,
+    serving_latency,
+    trainer_throughput,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +63,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MINUTES = 60.0
 DEFAULT_REQUESTS = serving_latency.DEFAULT_REQUESTS_PER_CELL
 DEFAULT_ROUNDS = 3
+DEFAULT_SCALE = 4
+DEFAULT_TRAINER_EPOCHS = 5
 MINUTES_ENVIRONMENT_VARIABLE = "ACCENT_BENCH_MINUTES"
 ROUNDS_ENVIRONMENT_VARIABLE = "ACCENT_BENCH_ROUNDS"
 REQUESTS_ENVIRONMENT_VARIABLE = "ACCENT_BENCH_REQUESTS"
@@ -51,7 +72,13 @@ REQUESTS_ENVIRONMENT_VARIABLE = "ACCENT_BENCH_REQUESTS"
 # Longest time any one step may take.
 DEFAULT_STEP_TIMEOUT_SECONDS = 1800.0
 
-FINAL_LINE_FORMAT = "embedding_speedup_vs_reference={speedup:.2f} limit_fraction={fraction:.2f}"
+FINAL_LINE_FORMAT = (
+    "embedding_speedup_vs_reference={speedup:.2f} limit_fraction={fraction:.2f} "
+    "marginal_speedup={marginal_speedup:.2f} marginal_limit_fraction={marginal_fraction:.2f} "
+    "memory_growth={memory_growth:.2f} serving_limit_fraction_8={serving_fraction:.2f} "
+    "trainer_limit_fraction={trainer_fraction:.2f}"
+)
+
 
 _MEGABYTE = 2**20
 
@@ -102,6 +129,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"{DEFAULT_ROUNDS}, or ${ROUNDS_ENVIRONMENT_VARIABLE})",
     )
     parser.add_argument(
+        "--scale",
+        type=int,
+        default=DEFAULT_SCALE,
+        help=f"the larger corpus holds each clip this many times (default {DEFAULT_SCALE})",
+    )
+    parser.add_argument(
+        "--trainer-epochs",
+        type=int,
+        default=DEFAULT_TRAINER_EPOCHS,
+        help=f"timed epochs of each Trainer measurement (default {DEFAULT_TRAINER_EPOCHS})",
+    )
+    parser.add_argument(
         "--requests",
         type=int,
         default=int(_environment_default(REQUESTS_ENVIRONMENT_VARIABLE, DEFAULT_REQUESTS, int)),
@@ -132,6 +171,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--requests must be positive, got {args.requests}")
     if args.rounds < 1:
         parser.error(f"--rounds must be positive, got {args.rounds}")
+    if not 2 <= args.scale < 100:
+        parser.error(f"--scale must be in [2, 100), got {args.scale}")
+    if args.trainer_epochs < 1:
+        parser.error(f"--trainer-epochs must be positive, got {args.trainer_epochs}")
     return args
 
 
@@ -194,7 +237,15 @@ def throughput_table(
 
 def latency_table(result: serving_latency.ServingResult) -> list[str]:
     """Formats the serving latency table, one row per (clip length, clients)."""
-    header = ["clip s", "clients", "requests", "p50 ms", "p99 ms", "max ms", "requests / s"]
+    header = [
+        "clip s",
+        "clients",
+        "requests",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "requests / s",
+    ]
     rows = [
         [
             f"{cell.clip_seconds:g}",
@@ -224,9 +275,88 @@ def median_run(
     return ordered[(len(ordered) - 1) // 2]
 
 
-def final_line(ours: float, reference: float, limit: float) -> str:
-    """Returns the last line: ours / reference and ours / limit throughputs, two decimals."""
-    return FINAL_LINE_FORMAT.format(speedup=ours / reference, fraction=ours / limit)
+@dataclasses.dataclass(frozen=True)
+class ScaledRuns:
+    """One approach's median runs at both corpus sizes, and what their difference says.
+
+    The wall time is modelled as ``fixed_seconds + audio_seconds / marginal_rate``
+    through the two points.
+
+    Attributes:
+        small: The median run on the 1x corpus.
+        large: The median run on the larger corpus.
+    """
+
+    small: child.ChildOutcome[embedding_throughput.ThroughputRun]
+    large: child.ChildOutcome[embedding_throughput.ThroughputRun]
+
+    @property
+    def marginal_rate(self) -> float:
+        """Audio seconds per wall second between the two sizes; NaN if the larger run was not slower."""
+        return marginal_rate(self.small.value, self.large.value)
+
+    @property
+    def fixed_seconds(self) -> float:
+        """The wall time the line through both runs gives for no audio (the fixed cost)."""
+        rate = self.marginal_rate
+        if math.isnan(rate):
+            return math.nan
+        return self.small.value.wall_seconds - self.small.value.audio_seconds / rate
+
+    @property
+    def memory_growth(self) -> float:
+        """Joint peak RSS of the step's process tree at the larger size over that at 1x.
+
+        The joint peak (``ChildOutcome.peak_tree_rss_bytes``: the child's own peak, or the largest
+        sampled sum over it and its descendants) is what the machine must hold; the sum of each
+        process's own peak would count a short-lived helper process as if it lived throughout.
+        """
+        return self.large.peak_tree_rss_bytes / self.small.peak_tree_rss_bytes
+
+
+def marginal_rate(
+    small: embedding_throughput.ThroughputRun, large: embedding_throughput.ThroughputRun
+) -> float:
+    """Returns the extra audio seconds over the extra wall seconds from ``small`` to ``large``.
+
+    Args:
+        small: A run on the smaller corpus.
+        large: A run on the larger corpus.
+
+    Returns:
+        The marginal rate; NaN when the larger run took no longer (noise swamped the difference).
+
+    Raises:
+        ValueError: If ``large`` holds no more audio than ``small``.
+    """
+    extra_audio = large.audio_seconds - small.audio_seconds
+    if not extra_audio > 0:
+        raise ValueError(f"The larger run has {extra_audio:.1f} s more audio; it must have more")
+    extra_wall = large.wall_seconds - small.wall_seconds
+    return extra_audio / extra_wall if extra_wall > 0 else math.nan
+
+
+def network_patches_per_second(limit: embedding_throughput.ThroughputRun) -> float:
+    """Patches per wall second of YAMNet's network alone (the ``limit`` approach)."""
+    return limit.num_embeddings / limit.wall_seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalFigures:
+    """The figures of the final line (see the module docstring)."""
+
+    speedup: float
+    fraction: float
+    marginal_speedup: float
+    marginal_fraction: float
+    memory_growth: float
+    serving_fraction: float
+    trainer_fraction: float
+
+
+def final_line(figures: FinalFigures) -> str:
+    """Returns the last line of the report, each figure with two decimals."""
+    return FINAL_LINE_FORMAT.format(**dataclasses.asdict(figures))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,28 +366,116 @@ class BenchmarkResults:
     Attributes:
         machine_before: The machine, with its load average when the run started.
         load_after: Load averages when the run ended.
-        corpus: The generated corpus.
+        corpus: The generated corpus (1x).
+        large_corpus: The same clips repeated ``scale`` times under new names.
+        scale: How many times the larger corpus holds each clip.
         beam_args: Beam arguments of ``ours``.
-        reference: The keras-io tf.data run with the median wall time.
-        ours: The Beam embedding job on the whole corpus, the run with the median wall time.
+        embedding: Per approach (``reference``, ``ours``, ``limit``), its median runs at both sizes.
         startup: The Beam embedding job on one clip (its fixed start-up), unless skipped.
-        limit: YAMNet's network alone, the run with the median wall time.
-        round_walls: Wall seconds of every round, per approach (``reference``, ``ours``, ``limit``).
+        round_walls: Wall seconds of every round, per approach and size (``1`` or ``scale``).
         export_seconds: Time the served model's export took.
+        trainer: The Trainer's input pipeline against in-memory examples.
         serving: The serving latencies.
     """
 
     machine_before: machine.MachineInfo
     load_after: tuple[float, float, float]
     corpus: bench_corpus.BenchmarkCorpus
+    large_corpus: bench_corpus.BenchmarkCorpus
+    scale: int
     beam_args: tuple[str, ...]
-    reference: child.ChildOutcome[embedding_throughput.ThroughputRun]
-    ours: child.ChildOutcome[embedding_throughput.ThroughputRun]
+    embedding: dict[str, ScaledRuns]
     startup: child.ChildOutcome[embedding_throughput.ThroughputRun] | None
-    limit: child.ChildOutcome[embedding_throughput.ThroughputRun]
-    round_walls: dict[str, list[float]]
+    round_walls: dict[tuple[str, int], list[float]]
     export_seconds: float
+    trainer: child.ChildOutcome[trainer_throughput.TrainerRun]
     serving: child.ChildOutcome[serving_latency.ServingResult]
+
+    @property
+    def reference(self) -> child.ChildOutcome[embedding_throughput.ThroughputRun]:
+        """The reference's median run at 1x."""
+        return self.embedding[embedding_throughput.REFERENCE].small
+
+    @property
+    def ours(self) -> child.ChildOutcome[embedding_throughput.ThroughputRun]:
+        """Ours' median run at 1x."""
+        return self.embedding[embedding_throughput.OURS].small
+
+    @property
+    def limit(self) -> child.ChildOutcome[embedding_throughput.ThroughputRun]:
+        """The limit's median run at 1x."""
+        return self.embedding[embedding_throughput.LIMIT].small
+
+    def final_figures(self) -> FinalFigures:
+        """The figures of the final line."""
+        reference, ours, limit = (
+            self.embedding[approach]
+            for approach in (
+                embedding_throughput.REFERENCE,
+                embedding_throughput.OURS,
+                embedding_throughput.LIMIT,
+            )
+        )
+        return FinalFigures(
+            speedup=ours.small.value.throughput / reference.small.value.throughput,
+            fraction=ours.small.value.throughput / limit.small.value.throughput,
+            marginal_speedup=ours.marginal_rate / reference.marginal_rate,
+            marginal_fraction=ours.marginal_rate / limit.marginal_rate,
+            memory_growth=ours.memory_growth,
+            serving_fraction=self.serving.value.serving_limit_fraction_8,
+            trainer_fraction=self.trainer.value.limit_fraction,
+        )
+
+
+def _embedding_round(
+    corpus: bench_corpus.BenchmarkCorpus,
+    yamnet_dir: str,
+    output_dir: str,
+    beam_args: tuple[str, ...],
+    timeout: float,
+) -> dict[str, child.ChildOutcome[embedding_throughput.ThroughputRun]]:
+    """Runs reference, ours and limit once on one corpus, each in its own child."""
+    from pipeline import configs
+
+    outcomes = {
+        embedding_throughput.REFERENCE: child.run_in_child(
+            embedding_throughput.run_reference,
+            corpus.corpus_dir,
+            yamnet_dir,
+            corpus.audio_seconds,
+            timeout_seconds=timeout,
+        )
+    }
+    outcomes[embedding_throughput.OURS] = child.run_in_child(
+        embedding_throughput.run_ours,
+        corpus.corpus_dir,
+        yamnet_dir,
+        output_dir,
+        beam_args,
+        timeout_seconds=timeout,
+    )
+    outcomes[embedding_throughput.LIMIT] = child.run_in_child(
+        embedding_throughput.run_limit,
+        corpus.corpus_dir,
+        yamnet_dir,
+        corpus.audio_seconds,
+        configs.PipelineSettings().embedding_batch_patches,
+        timeout_seconds=timeout,
+    )
+    for approach, outcome in outcomes.items():
+        logger.info(
+            "  %s: %.2f s, %.1f audio s / wall s",
+            approach,
+            outcome.value.wall_seconds,
+            outcome.value.throughput,
+        )
+    return outcomes
+
+
+def ours_output_dir(work_dir: str, times: int, round_index: int) -> str:
+    """Where ours writes its Examples in one round at one size (``times`` 1 for the 1x corpus)."""
+    size_dir = "ours" if times == 1 else f"ours-{times}x"
+    return os.path.join(work_dir, size_dir, f"round-{round_index + 1}")
 
 
 def run(args: argparse.Namespace) -> BenchmarkResults:
@@ -280,9 +498,14 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
     os.makedirs(work_dir, exist_ok=True)
     timeout = args.step_timeout
     beam_args = tuple(configs.LOCAL_BEAM_PIPELINE_ARGS)
+    sizes = (1, args.scale)
     try:
         corpus = bench_corpus.write_benchmark_corpus(os.path.join(work_dir, "corpus"), args.minutes)
         logger.info("Corpus: %d clips, %.1f s of audio", corpus.num_clips, corpus.audio_seconds)
+        large_corpus = bench_corpus.repeat_corpus(
+            corpus, os.path.join(work_dir, f"corpus-{args.scale}x"), args.scale
+        )
+        corpora = {1: corpus, args.scale: large_corpus}
         logger.info("Resolving the offline YAMNet and exporting the served model (classifier + YAMNet)")
         model_base_path = os.path.join(work_dir, "served-model")
         yamnet_dir, export_seconds = child.run_in_child(
@@ -302,53 +525,43 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
                 max_clips=1,
                 timeout_seconds=timeout,
             )
-        runs: dict[str, list[child.ChildOutcome[embedding_throughput.ThroughputRun]]] = {
-            embedding_throughput.REFERENCE: [],
-            embedding_throughput.OURS: [],
-            embedding_throughput.LIMIT: [],
+        runs: dict[tuple[str, int], list[child.ChildOutcome[embedding_throughput.ThroughputRun]]] = {
+            (approach, times): []
+            for times in sizes
+            for approach in (
+                embedding_throughput.REFERENCE,
+                embedding_throughput.OURS,
+                embedding_throughput.LIMIT,
+            )
         }
         for round_index in range(args.rounds):
-            logger.info(
-                "Embedding round %d of %d: reference (keras-io tf.data)", round_index + 1, args.rounds
-            )
-            runs[embedding_throughput.REFERENCE].append(
-                child.run_in_child(
-                    embedding_throughput.run_reference,
-                    corpus.corpus_dir,
-                    yamnet_dir,
-                    corpus.audio_seconds,
-                    timeout_seconds=timeout,
+            for times in sizes:
+                logger.info(
+                    "Embedding round %d of %d, %dx corpus (%d clips): reference, ours (%s), limit",
+                    round_index + 1,
+                    args.rounds,
+                    times,
+                    corpora[times].num_clips,
+                    " ".join(beam_args),
                 )
-            )
-            logger.info(
-                "Embedding round %d of %d: ours (Beam embedding job, %s)",
-                round_index + 1,
-                args.rounds,
-                " ".join(beam_args),
-            )
-            runs[embedding_throughput.OURS].append(
-                child.run_in_child(
-                    embedding_throughput.run_ours,
-                    corpus.corpus_dir,
+                outcomes = _embedding_round(
+                    corpora[times],
                     yamnet_dir,
-                    os.path.join(work_dir, "ours", f"round-{round_index + 1}"),
+                    ours_output_dir(work_dir, times, round_index),
                     beam_args,
-                    timeout_seconds=timeout,
+                    timeout,
                 )
-            )
-            logger.info(
-                "Embedding round %d of %d: limit (YAMNet network alone)", round_index + 1, args.rounds
-            )
-            runs[embedding_throughput.LIMIT].append(
-                child.run_in_child(
-                    embedding_throughput.run_limit,
-                    corpus.corpus_dir,
-                    yamnet_dir,
-                    corpus.audio_seconds,
-                    configs.PipelineSettings().embedding_batch_patches,
-                    timeout_seconds=timeout,
-                )
-            )
+                for approach, outcome in outcomes.items():
+                    runs[(approach, times)].append(outcome)
+        logger.info("Trainer: input pipeline + fit against fit on in-memory examples")
+        trainer = child.run_in_child(
+            trainer_throughput.run_trainer_benchmark,
+            os.path.join(ours_output_dir(work_dir, args.scale, 0), "examples"),
+            args.trainer_epochs,
+            args.rounds,
+            configs.PipelineSettings().batch_size,
+            timeout_seconds=timeout,
+        )
         logger.info("Serving: measuring Predict latency")
         serving = child.run_in_child(
             serving_latency.measure_serving_latency,
@@ -366,22 +579,87 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
         machine_before=before,
         load_after=machine.load_average(),
         corpus=corpus,
+        large_corpus=large_corpus,
+        scale=args.scale,
         beam_args=beam_args,
-        reference=median_run(runs[embedding_throughput.REFERENCE]),
-        ours=median_run(runs[embedding_throughput.OURS]),
+        embedding={
+            approach: ScaledRuns(
+                small=median_run(runs[(approach, 1)]), large=median_run(runs[(approach, args.scale)])
+            )
+            for approach in (
+                embedding_throughput.REFERENCE,
+                embedding_throughput.OURS,
+                embedding_throughput.LIMIT,
+            )
+        },
         startup=startup,
-        limit=median_run(runs[embedding_throughput.LIMIT]),
         round_walls={
-            approach: [outcome.value.wall_seconds for outcome in outcomes]
-            for approach, outcomes in runs.items()
+            key: [outcome.value.wall_seconds for outcome in outcomes] for key, outcomes in runs.items()
         },
         export_seconds=export_seconds,
+        trainer=trainer,
         serving=serving,
     )
 
 
+def _format_rate(value: float, decimals: int = 1) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{decimals}f}"
+
+
+def marginal_table(results: BenchmarkResults) -> list[str]:
+    """Formats the fixed cost, marginal rate and memory of each approach between the two sizes."""
+    reference_rate = results.embedding[embedding_throughput.REFERENCE].marginal_rate
+    limit_rate = results.embedding[embedding_throughput.LIMIT].marginal_rate
+    header = [
+        "approach",
+        "fixed s",
+        "marginal audio s / wall s",
+        "x reference",
+        "of limit",
+        "joint peak MB 1x",
+        f"joint peak MB {results.scale}x",
+        "growth",
+    ]
+    rows = []
+    for approach, scaled in results.embedding.items():
+        rate = scaled.marginal_rate
+        rows.append(
+            [
+                approach,
+                _format_rate(scaled.fixed_seconds, 2),
+                _format_rate(rate),
+                _format_rate(rate / reference_rate, 2),
+                _format_rate(rate / limit_rate, 2),
+                _megabytes(scaled.small.peak_tree_rss_bytes),
+                _megabytes(scaled.large.peak_tree_rss_bytes),
+                f"{scaled.memory_growth:.2f}",
+            ]
+        )
+    return _table(header, rows)
+
+
+def trainer_table(run: trainer_throughput.TrainerRun) -> list[str]:
+    """Formats the Trainer's two ways of feeding ``fit``."""
+    header = ["feeding fit", "examples", "epochs", "wall s (median; rounds)", "examples / s"]
+    rows = []
+    for label, seconds, rate in (
+        ("input pipeline (make_training_dataset)", run.pipeline_seconds, run.pipeline_examples_per_second),
+        ("in memory (the limit)", run.memory_seconds, run.memory_examples_per_second),
+    ):
+        rows.append(
+            [
+                label,
+                str(run.num_examples),
+                str(run.epochs),
+                f"{statistics.median(seconds):.2f} ({', '.join(f'{value:.2f}' for value in seconds)})",
+                f"{rate:.0f}",
+            ]
+        )
+    return _table(header, rows)
+
+
 def report_lines(results: BenchmarkResults) -> list[str]:
-    """Formats the report: machine, throughput table, latency table; the last line is ``final_line``.
+    """Formats the report: machine, throughput, Trainer and latency tables; the last line is ``final_line``.
 
     Args:
         results: What ``run`` measured.
@@ -390,11 +668,19 @@ def report_lines(results: BenchmarkResults) -> list[str]:
         The lines, without line ends.
     """
     reference, ours, limit, startup = results.reference, results.ours, results.limit, results.startup
-    corpus = results.corpus
+    corpus, scale = results.corpus, results.scale
     rows = [("reference (keras-io tf.data)", reference), ("ours (Beam embedding job)", ours)]
     if startup is not None:
         rows.append(("  ours on 1 clip (start-up)", startup))
     rows.append(("limit (YAMNet network only)", limit))
+    large_rows = [
+        (f"{label} {scale}x", results.embedding[approach].large)
+        for label, approach in (
+            ("reference", embedding_throughput.REFERENCE),
+            ("ours", embedding_throughput.OURS),
+            ("limit", embedding_throughput.LIMIT),
+        )
+    ]
     lines = [
         f"Machine: {machine.format_machine(results.machine_before)}",
         f"Load average at the end: {machine.format_load(results.load_after)}",
@@ -402,11 +688,12 @@ def report_lines(results: BenchmarkResults) -> list[str]:
         f"Embedding throughput: {corpus.num_clips} clips, {corpus.audio_seconds:.1f} s of "
         f"{corpus.sample_rate} Hz 16-bit mono WAV (eSpeak NG, OpenSLR-83 layout), offline YAMNet weights",
         *throughput_table(rows),
-        f"  rounds: {len(results.round_walls[embedding_throughput.OURS])}, interleaved; each row is the "
+        f"  rounds: {len(results.round_walls[(embedding_throughput.OURS, 1)])}, interleaved; each row is the "
         "approach's median run. Wall s per round: "
         + "; ".join(
             f"{approach} " + " ".join(f"{seconds:.2f}" for seconds in walls)
-            for approach, walls in results.round_walls.items()
+            for (approach, times), walls in results.round_walls.items()
+            if times == 1
         ),
         f"  ours: {' '.join(results.beam_args)}; wall s runs from read_corpus to the written TFRecords, "
         "Beam's worker start-up included.",
@@ -418,17 +705,35 @@ def report_lines(results: BenchmarkResults) -> list[str]:
         )
         + f"; ours' RUSAGE_CHILDREN maxrss (largest worker) {_megabytes(ours.peak_rss_children_bytes)}.",
         "  limit: log-mel patches are computed before the timed part, and its RSS includes them.",
+        "",
+        f"Embedding throughput at {scale}x: {results.large_corpus.num_clips} clips, "
+        f"{results.large_corpus.audio_seconds:.1f} s (the same clips {scale} times, under new names)",
+        *throughput_table(large_rows),
+        f"  {scale}x wall s per round: "
+        + "; ".join(
+            f"{approach} " + " ".join(f"{seconds:.2f}" for seconds in walls)
+            for (approach, times), walls in results.round_walls.items()
+            if times == scale
+        ),
+        "",
+        f"Fixed cost and marginal rate (the line through the 1x and {scale}x medians):",
+        *marginal_table(results),
     ]
     if startup is not None:
-        marginal_seconds = ours.value.wall_seconds - startup.value.wall_seconds
-        marginal_audio = ours.value.audio_seconds - startup.value.audio_seconds
-        if marginal_seconds > 0 and marginal_audio > 0:
-            marginal = marginal_audio / marginal_seconds
-            lines.append(
-                f"  ours without its fixed start-up ({startup.value.wall_seconds:.1f} s, the 1-clip run): "
-                f"{marginal:.1f} audio s / wall s = {marginal / reference.value.throughput:.2f} x reference, "
-                f"{marginal / limit.value.throughput:.2f} of the limit (estimate for long corpora)"
-            )
+        lines.append(
+            f"  ours on 1 clip (Beam's fixed start-up measured directly): {startup.value.wall_seconds:.2f} s"
+        )
+    trainer = results.trainer.value
+    lines += [
+        "",
+        f"Trainer: fit of build_model on {trainer.num_examples} train examples (ours at {scale}x), "
+        f"batch {trainer.batch_size}, class weights; one untimed warm-up epoch each",
+        *trainer_table(trainer),
+        f"  input pipeline / in memory: {trainer.limit_fraction:.2f}; one epoch at OpenSLR-83's "
+        f"{trainer_throughput.OPENSLR83_PATCHES:,} patches: {trainer.epoch_seconds_at():.1f} s "
+        f"(in memory {trainer_throughput.OPENSLR83_PATCHES / trainer.memory_examples_per_second:.1f} s)",
+    ]
+    serving = results.serving.value
     lines += [
         "",
         "Serving latency: Predict (serving_default) over gRPC to the local server on 127.0.0.1; "
@@ -437,8 +742,19 @@ def report_lines(results: BenchmarkResults) -> list[str]:
         f"  server: model loaded in {results.serving.value.model_load_seconds:.1f} s, peak RSS "
         f"{_megabytes(results.serving.value.server_peak_rss_bytes)} MB; "
         f"export took {results.export_seconds:.1f} s",
+        "  limit: the served model's batched signature called in-process, patches / s at "
+        + ", ".join(f"{each.batch_clips} clips {each.patches_per_second:.0f}" for each in serving.limits)
+        + f"; best {serving.limit_patches_per_second:.0f} (the embedding limit's network alone: "
+        f"{network_patches_per_second(limit.value):.0f}); with {serving_latency.HEADLINE_CLIENTS} clients "
+        f"on 5 s clips: {serving.serving_limit_fraction_8:.2f} of it",
+        "  patches / s (of the limit): "
+        + "; ".join(
+            f"{cell.clip_seconds:g} s x {cell.clients} clients {cell.patches_per_second:.0f} "
+            f"({serving.limit_fraction(cell.clients, cell.clip_seconds):.2f})"
+            for cell in serving.cells
+        ),
         "",
-        final_line(ours.value.throughput, reference.value.throughput, limit.value.throughput),
+        final_line(results.final_figures()),
     ]
     return lines
 

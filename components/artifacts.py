@@ -9,6 +9,12 @@ and the class path that TFX's step entrypoint imports to rebuild the artifact:
 from __future__ import annotations
 
 from tfx import types
+from tfx.types import value_artifact
+
+# KFP's own artifact types that the project's steps write, and the class that stands for each when
+# TFX's step entrypoint rebuilds an artifact from its schema title (``pipeline/kubeflow_step.py``
+# registers them). A ``system.*`` title is what the KFP UI and Vertex AI render.
+KFP_SYSTEM_TITLE_CLASS_PATHS: dict[str, str] = {"system.HTML": "components.artifacts.ModelCardPage"}
 
 
 class ClipIndex(types.Artifact):
@@ -46,3 +52,23 @@ class ModelCard(types.Artifact):
     """
 
     TYPE_NAME = "components.ModelCard"
+
+
+class ModelCardPage(value_artifact.ValueArtifact):
+    """The model card's self-contained HTML page, as one file: what the Kubeflow Pipelines UI shows.
+
+    Its type name is KFP's ``system.HTML``: the KFP UI (Visualizations tab) and Vertex AI Pipelines
+    render an artifact of that type inline, reading its URI as one file. A value artifact's URI
+    is a file, in a local run and on Kubeflow alike. The content is ``model_card.html`` of the
+    step's ``ModelCard``, whose directory also holds the Hugging Face card and the JSON.
+    """
+
+    TYPE_NAME = "system.HTML"
+
+    def encode(self, value: str) -> bytes:
+        """The page's HTML as UTF-8 bytes."""
+        return value.encode("utf-8")
+
+    def decode(self, serialized_value: bytes) -> str:
+        """The page's HTML from its UTF-8 bytes."""
+        return serialized_value.decode("utf-8")

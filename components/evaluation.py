@@ -19,7 +19,7 @@ from components import evaluation_metrics, features
 # The metric that decides the blessing.
 GATING_METRIC_NAME = evaluation_metrics.PRESENT_CLASS_MACRO_AUC_NAME
 
-# Clip-level accuracy (the rule of components/clip_accuracy.py, which the Trainer's report shares).
+# Clip-level accuracy (the rule of components/clip_metrics.py, which the Trainer's report shares).
 CLIP_ACCURACY_METRIC_NAME = evaluation_metrics.CLIP_ACCURACY_NAME
 
 # Patch-level multi-class accuracy.
@@ -113,7 +113,7 @@ def build_eval_config(
             ],
         ),
         tfma.MetricConfig(
-            class_name=evaluation_metrics.ClipAccuracy.__name__,
+            class_name=evaluation_metrics.ClipLevelMetrics.__name__,
             module=evaluation_metrics.__name__,
             config=json.dumps({"name": CLIP_ACCURACY_METRIC_NAME, "class_names": list(class_names)}),
         ),

@@ -4,8 +4,11 @@
   classes that have both positive and negative examples in the slice. A class
   absent from the evaluation data has an undefined AUC; TFMA's built-in macro
   average would carry it into the mean, so this metric leaves it out.
-* ``ClipAccuracy``: clip-level accuracy, by the rule of ``components/clip_accuracy.py``
-  (which the Trainer's report uses too), from the ``clip_id`` and ``accent`` features.
+* ``ClipLevelMetrics``: clip-level accuracy, macro AUC, per-class AUCs and the
+  confusion matrix, by the rule of ``components/clip_metrics.py`` (which the
+  Trainer's report uses too), from the ``clip_id`` and ``accent`` features. The
+  per-class AUCs and the confusion matrix are array-valued metrics, which TFMA
+  writes as ``ArrayValue``s.
 
 Both are beam CombineFns over per-example ``StandardMetricInputs``, configured
 through ``tfma.MetricConfig(class_name=..., module=__name__, config=json)``.
@@ -22,12 +25,25 @@ import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 
-from components import clip_accuracy, features
+from components import clip_metrics, features
 
 PRESENT_CLASS_MACRO_AUC_NAME = "present_class_macro_auc"
 PRESENT_CLASS_COUNT_NAME = "present_class_count"
 CLIP_ACCURACY_NAME = "clip_accuracy"
 CLIP_COUNT_NAME = "clip_count"
+CLIP_MACRO_AUC_NAME = "clip_macro_auc"
+CLIP_PRESENT_CLASS_COUNT_NAME = "clip_present_class_count"
+CLIP_CLASS_AUCS_NAME = "clip_class_aucs"
+CLIP_CONFUSION_MATRIX_NAME = "clip_confusion_matrix"
+# Every metric ClipLevelMetrics reports, in the order of its metric keys; the first is the configured name.
+CLIP_METRIC_NAMES: tuple[str, ...] = (
+    CLIP_ACCURACY_NAME,
+    CLIP_COUNT_NAME,
+    CLIP_MACRO_AUC_NAME,
+    CLIP_PRESENT_CLASS_COUNT_NAME,
+    CLIP_CLASS_AUCS_NAME,
+    CLIP_CONFUSION_MATRIX_NAME,
+)
 
 # Score buckets of the per-class histograms: AUC is exact up to ties within 1/1000.
 DEFAULT_NUM_BUCKETS = 1000
@@ -259,11 +275,16 @@ class _PresentClassMacroAUCCombiner(beam.CombineFn):
         return {self._auc_key: macro_auc, self._count_key: present_count}
 
 
-class ClipAccuracy(metric_types.Metric):
-    """Clip-level accuracy from per-patch predictions (``clip_accuracy.ClipVotes``).
+class ClipLevelMetrics(metric_types.Metric):
+    """Clip-level metrics from per-patch predictions (``clip_metrics.ClipVotes``).
 
     Patches are grouped by their ``clip_id`` feature and compared with their
-    ``accent`` feature. Also reports ``clip_count``, the number of clips scored.
+    ``accent`` feature. Reports ``clip_accuracy`` (under the configured name),
+    ``clip_count`` (clips scored), ``clip_macro_auc`` and
+    ``clip_present_class_count`` (classes averaged), ``clip_class_aucs``
+    (``[num_classes]`` float64, NaN where undefined) and
+    ``clip_confusion_matrix`` (``[num_classes, num_classes]`` int64 clip
+    counts, accent rows, predicted columns).
     """
 
     def __init__(
@@ -293,7 +314,7 @@ def _clip_accuracy_computations(
     output_names: list[str] | None = None,
     example_weighted: bool = False,
 ) -> metric_types.MetricComputations:
-    """Returns one computation per model and output of clip-level accuracy."""
+    """Returns one computation per model and output of the clip-level metrics."""
     preprocessors = [
         metric_types.FeaturePreprocessor(feature_keys=[features.CLIP_ID_KEY, features.ACCENT_KEY]),
     ]
@@ -301,14 +322,18 @@ def _clip_accuracy_computations(
     def make_combiner(
         model_name: str, output_name: str, keys: list[metric_types.MetricKey]
     ) -> beam.CombineFn:
-        accuracy_key, count_key = keys
         reader = _SparseExampleReader(
             eval_config, model_name, output_name, example_weighted=False, num_classes=len(class_names)
         )
-        return _ClipAccuracyCombiner(accuracy_key, count_key, reader, list(class_names))
+        return _ClipMetricsCombiner(keys, reader, list(class_names))
 
     return _one_computation_per_model_and_output(
-        [name, CLIP_COUNT_NAME], model_names, output_names, example_weighted, preprocessors, make_combiner
+        [name, *CLIP_METRIC_NAMES[1:]],
+        model_names,
+        output_names,
+        example_weighted,
+        preprocessors,
+        make_combiner,
     )
 
 
@@ -321,27 +346,27 @@ def _feature_string(element: metric_types.StandardMetricInputs, key: str) -> str
     return item.decode() if isinstance(item, bytes) else str(item)
 
 
-class _ClipAccuracyCombiner(beam.CombineFn):
-    """Accumulates the clips' votes (``clip_accuracy.ClipVotes``) of the patches of a slice."""
+class _ClipMetricsCombiner(beam.CombineFn):
+    """Accumulates the clips' votes (``clip_metrics.ClipVotes``) of the patches of a slice."""
 
     def __init__(
         self,
-        accuracy_key: metric_types.MetricKey,
-        count_key: metric_types.MetricKey,
+        keys: Sequence[metric_types.MetricKey],
         reader: _SparseExampleReader,
         class_names: list[str],
     ) -> None:
-        self._accuracy_key = accuracy_key
-        self._count_key = count_key
+        if len(keys) != len(CLIP_METRIC_NAMES):
+            raise ValueError(f"Expected {len(CLIP_METRIC_NAMES)} metric keys, got {len(keys)}")
+        self._keys = tuple(keys)
         self._reader = reader
         self._class_names = class_names
 
-    def create_accumulator(self) -> clip_accuracy.ClipVotes:
-        return clip_accuracy.ClipVotes(self._class_names)
+    def create_accumulator(self) -> clip_metrics.ClipVotes:
+        return clip_metrics.ClipVotes(self._class_names)
 
     def add_input(
-        self, accumulator: clip_accuracy.ClipVotes, element: metric_types.StandardMetricInputs
-    ) -> clip_accuracy.ClipVotes:
+        self, accumulator: clip_metrics.ClipVotes, element: metric_types.StandardMetricInputs
+    ) -> clip_metrics.ClipVotes:
         label, prediction, _ = self._reader.read(element)
         accumulator.add_patch(
             _feature_string(element, features.CLIP_ID_KEY),
@@ -351,13 +376,23 @@ class _ClipAccuracyCombiner(beam.CombineFn):
         )
         return accumulator
 
-    def merge_accumulators(self, accumulators: Iterable[clip_accuracy.ClipVotes]) -> clip_accuracy.ClipVotes:
+    def merge_accumulators(self, accumulators: Iterable[clip_metrics.ClipVotes]) -> clip_metrics.ClipVotes:
         accumulators = iter(accumulators)
         result = next(accumulators)
         for accumulator in accumulators:
             result.merge(accumulator)
         return result
 
-    def extract_output(self, accumulator: clip_accuracy.ClipVotes) -> dict[metric_types.MetricKey, Any]:
+    def extract_output(self, accumulator: clip_metrics.ClipVotes) -> dict[metric_types.MetricKey, Any]:
         result = accumulator.result()
-        return {self._accuracy_key: result.accuracy, self._count_key: result.num_clips}
+        values = (
+            result.accuracy,
+            result.num_clips,
+            result.macro_auc,
+            result.present_class_count,
+            np.asarray(result.class_aucs, dtype=np.float64),
+            np.asarray(result.confusion_matrix, dtype=np.int64).reshape(
+                len(self._class_names), len(self._class_names)
+            ),
+        )
+        return dict(zip(self._keys, values, strict=True))

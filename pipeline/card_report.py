@@ -113,11 +113,14 @@ def format_report(report: CardReport) -> str:
         f"Blessed: {'yes' if blessed else 'no'} ({reason})"
         if reason
         else f"Blessed: {'yes' if blessed else 'no'}",
-        "Metrics (eval split): "
+        "Patches (eval split): "
         f"accuracy {_metric(properties, 'accuracy')}, "
         f"macro AUC {_metric(properties, 'macro_auc')}, "
-        f"d' {_metric(properties, 'macro_d_prime')}, "
-        f"clip accuracy {_metric(properties, 'clip_accuracy')}",
+        f"d' {_metric(properties, 'macro_d_prime')}",
+        "Clips (eval split): "
+        f"accuracy {_metric(properties, 'clip_accuracy')}, "
+        f"macro AUC {_metric(properties, 'clip_macro_auc')}, "
+        f"d' {_metric(properties, 'clip_macro_d_prime')}",
         f"YAMNet: {handle!r}, " + ("pretrained weights" if pretrained else "OFFLINE (untrained) weights"),
     ]
     if not pretrained:

@@ -11,10 +11,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from components import features
 from components.corpus.split import SPLIT_STRATEGIES
 from components.embedding.speech import RULES as NON_SPEECH_RULES
 from components.errors import AccentPipelineError, InvalidArgumentError
+from components.serving import batch_signature
 from components.serving import defaults as serving_defaults
+from components.web import defaults as web_defaults
 from components.yamnet import defaults as yamnet_defaults
 from pipeline import configs, logging_setup
 from pipeline.output_lock import OutputLockedError
@@ -127,6 +130,25 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     _add_setting(parser, "max_auc_regression", "--max-auc-regression", type=float)
     _add_setting(
         parser,
+        "tune",
+        "--tune",
+        action="store_true",
+        help="Search the classifier's hyperparameters with a TFX Tuner before the Trainer: KerasTuner "
+        "Bayesian optimisation of validation AUC on a speaker-disjoint part of the train split (never "
+        "the eval split); the Trainer then builds the best trial's model instead of the reference",
+    )
+    _add_setting(
+        parser,
+        "tuner_trials",
+        "--tuner-trials",
+        type=int,
+        help=f"Trials of the --tune search (default {_DEFAULT_SETTINGS.tuner_trials})",
+    )
+    _add_setting(
+        parser, "tuner_epochs", "--tuner-epochs", type=int, help="Training epochs of each --tune trial"
+    )
+    _add_setting(
+        parser,
         "beam_pipeline_args",
         "--beam-arg",
         action=_RepeatedFlagAction,
@@ -168,7 +190,10 @@ def _run(args: argparse.Namespace) -> None:
         # The summary ends with the model card's path, the last line a run prints.
         print(
             run_summary.format_summary(
-                str(layout.metadata_path), settings.class_names, pipeline_root=str(layout.pipeline_root)
+                str(layout.metadata_path),
+                settings.class_names,
+                pipeline_root=str(layout.pipeline_root),
+                corpus_dir=args.corpus,
             )
         )
 
@@ -192,6 +217,8 @@ def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         max_audio_seconds=args.max_audio_seconds,
         max_in_flight=args.max_in_flight,
+        max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms,
     )
 
 
@@ -217,14 +244,59 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    """Parses a finite number >= 0 for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def _predict(args: argparse.Namespace) -> None:
     from components.serving import client
 
     num_failed = client.predict_files(
-        args.files, server=args.server, model_name=args.model_name, output_json=args.json
+        args.files,
+        server=args.server,
+        model_name=args.model_name,
+        output_json=args.json,
+        signature_name=args.signature,
     )
     if num_failed:
         raise client.PredictionError(f"{num_failed} of {len(args.files)} files could not be scored")
+
+
+def _web(args: argparse.Namespace) -> None:
+    from components.web import app, local_serving
+
+    # Without --server, a serving process gets a free loopback port; settings are checked before it starts.
+    server = args.server or f"{local_serving.LOOPBACK_HOST}:{local_serving.free_loopback_port()}"
+    settings = app.PageSettings(
+        server=server,
+        model_name=args.model_name,
+        max_audio_seconds=args.max_audio_seconds,
+        examples_dir=args.examples,
+    )
+    if args.server:
+        app.launch_page(settings, host=args.host, port=args.port, block=True)
+        return
+    host, _, port = server.rpartition(":")
+    serve_command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "serve",
+        f"--model-base-path={args.model_base_path}",
+        f"--model-name={args.model_name}",
+        f"--host={host}",
+        f"--port={port}",
+        f"--max-audio-seconds={args.max_audio_seconds}",
+    ]
+    with local_serving.child_server(serve_command, server):
+        app.launch_page(settings, host=args.host, port=args.port, block=True)
 
 
 class _KeyedFlagAction(argparse.Action):
@@ -385,6 +457,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="Most model calls running at once; more requests get RESOURCE_EXHAUSTED at once "
         f"(default: {serving_defaults.DEFAULT_MAX_IN_FLIGHT})",
     )
+    serve.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=serving_defaults.DEFAULT_MAX_BATCH_SIZE,
+        help="Most concurrent Predict requests answered by one batched model call; 1 turns batching "
+        f"off; never more than --max-in-flight (default: {serving_defaults.DEFAULT_MAX_BATCH_SIZE})",
+    )
+    serve.add_argument(
+        "--batch-timeout-ms",
+        type=_non_negative_float,
+        default=serving_defaults.DEFAULT_BATCH_TIMEOUT_MS,
+        help="Longest wait of a batch for more requests, in milliseconds; a lone request never waits "
+        f"(default: {serving_defaults.DEFAULT_BATCH_TIMEOUT_MS:g})",
+    )
     serve.set_defaults(handler=_serve)
 
     predict = commands.add_parser("predict", help="Send audio files to TF Serving and print the accents")
@@ -392,7 +478,40 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--server", default=f"localhost:{serving_defaults.DEFAULT_PORT}")
     predict.add_argument("--model-name", default=configs.SERVING_MODEL_NAME)
     predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--signature",
+        choices=[features.SERVING_SIGNATURE, batch_signature.BATCH_SIGNATURE],
+        default=None,
+        help="Force the signature to call (default: serving_batch when the served model lists it, "
+        "as TF Serving with --enable_batching in kubernetes/ needs, else serving_default)",
+    )
     predict.set_defaults(handler=_predict)
+
+    web = commands.add_parser("web", help="Start a web page to try the served model (a gRPC client)")
+    web_server = web.add_mutually_exclusive_group(required=True)
+    web_server.add_argument("--server", help="HOST:PORT of TF Serving or `accent-pipeline serve`")
+    web_server.add_argument(
+        "--model-base-path",
+        help="Instead of --server: serve DIR (as `serve` does) in a child process on a free loopback "
+        "port, and point the page at it; both stop together",
+    )
+    web.add_argument(
+        "--host", default=web_defaults.DEFAULT_HOST, help="Address of the page (default: %(default)s)"
+    )
+    web.add_argument(
+        "--port", type=int, default=web_defaults.DEFAULT_PORT, help="Port of the page (default: %(default)s)"
+    )
+    web.add_argument("--model-name", default=configs.SERVING_MODEL_NAME)
+    web.add_argument(
+        "--examples", default=None, metavar="DIR", help="Offer a few clips of DIR (a corpus) as examples"
+    )
+    web.add_argument(
+        "--max-audio-seconds",
+        type=_positive_float,
+        default=serving_defaults.DEFAULT_MAX_AUDIO_SECONDS,
+        help="Longest audio the page accepts, in seconds; keep the server's (default: %(default)g)",
+    )
+    web.set_defaults(handler=_web)
 
     compile_kfp = commands.add_parser(
         "compile-kubeflow", help="Compile for a self-hosted Kubeflow Pipelines 2.x or Vertex AI Pipelines"

@@ -23,6 +23,7 @@ from components.corpus.split import SPLIT_STRATEGIES
 from components.embedding.speech import RULES as NON_SPEECH_RULES
 from components.errors import InvalidArgumentError
 from components.trainer.config import TrainerConfig
+from components.tuner.config import TunerConfig
 from components.yamnet import defaults as yamnet_defaults
 
 # Name of the pipeline in ML Metadata and in Kubeflow.
@@ -74,6 +75,8 @@ KUBEFLOW_DEFAULT_RESOURCES = StepResources(cpu_request=1, cpu_limit=2, memory_re
 KUBEFLOW_STEP_RESOURCES: dict[str, StepResources] = {
     "EmbeddingGen": StepResources(cpu_request=4, cpu_limit=4, memory_request_gb=8, memory_limit_gb=8),
     "Trainer": StepResources(cpu_request=4, cpu_limit=4, memory_request_gb=8, memory_limit_gb=8),
+    # The Tuner trains one model per trial, like the Trainer, many times over.
+    "Tuner": StepResources(cpu_request=4, cpu_limit=4, memory_request_gb=8, memory_limit_gb=8),
     "StatisticsGen": StepResources(cpu_request=2, cpu_limit=2, memory_request_gb=4, memory_limit_gb=4),
     "Evaluator": StepResources(cpu_request=2, cpu_limit=2, memory_request_gb=4, memory_limit_gb=4),
 }
@@ -81,6 +84,9 @@ KUBEFLOW_STEP_RESOURCES: dict[str, StepResources] = {
 
 # The defaults of the Trainer's hyperparameters.
 _TRAINER_DEFAULTS = TrainerConfig()
+
+# The defaults of the Tuner's search.
+_TUNER_DEFAULTS = TunerConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +122,11 @@ class PipelineSettings:
             below the latest blessed model's.
         beam_pipeline_args: Beam pipeline arguments; none means the orchestrator's default
             (``LOCAL_BEAM_PIPELINE_ARGS`` for a local run).
+        tune: Whether a Tuner searches the classifier's hyperparameters (KerasTuner Bayesian
+            optimisation on a speaker-disjoint part of the train split) before the Trainer, which
+            then builds the best trial's model instead of the reference.
+        tuner_trials: Trials of the search (models built and trained).
+        tuner_epochs: Training epochs of each trial.
     """
 
     yamnet_handle: str = yamnet_defaults.TFHUB_HANDLE
@@ -138,6 +149,9 @@ class PipelineSettings:
     min_auc: float = 0.85
     max_auc_regression: float = 0.0
     beam_pipeline_args: tuple[str, ...] = ()
+    tune: bool = False
+    tuner_trials: int = _TUNER_DEFAULTS.max_trials
+    tuner_epochs: int = _TUNER_DEFAULTS.epochs_per_trial
 
     def __post_init__(self) -> None:
         """Checks every setting, before anything runs.
@@ -176,7 +190,14 @@ class PipelineSettings:
         missing = sorted(set(self.accent_codes.values()) - set(self.class_names))
         if missing:
             raise InvalidArgumentError(f"accent codes map to classes missing from class_names: {missing}")
+        if not isinstance(self.tune, bool):
+            raise InvalidArgumentError(f"tune must be True or False, not {self.tune!r}")
+        for name in ("tuner_trials", "tuner_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive integer, not {value!r}")
         self.trainer_config()
+        self.tuner_config()
 
     def trainer_config(self) -> TrainerConfig:
         """The Trainer's hyperparameters of this run.
@@ -190,4 +211,17 @@ class PipelineSettings:
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             early_stopping_patience=self.early_stopping_patience,
+        )
+
+    def tuner_config(self) -> TunerConfig:
+        """The Tuner's search of this run (built, and checked, whether or not ``tune`` is set).
+
+        Raises:
+            InvalidArgumentError: If ``tuner_trials`` or ``tuner_epochs`` is not a positive integer.
+        """
+        return TunerConfig(
+            class_names=self.class_names,
+            batch_size=self.batch_size,
+            max_trials=self.tuner_trials,
+            epochs_per_trial=self.tuner_epochs,
         )

@@ -38,6 +38,7 @@ from typing import Any
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components.artifacts import KFP_SYSTEM_TITLE_CLASS_PATHS
 from components.errors import AccentPipelineError
 
 logger = logging.getLogger("accent-pipeline.kubeflow-step")
@@ -45,9 +46,10 @@ logger = logging.getLogger("accent-pipeline.kubeflow-step")
 # Object-store URI prefix -> the local path prefix where KFP's launcher puts the artifact.
 LAUNCHER_LOCAL_PREFIXES: dict[str, str] = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
 
-# Artifact types whose URI is a file rather than a folder (TFX's value artifacts).
+# Artifact types whose URI is a file rather than a folder (value artifacts).
 _VALUE_ARTIFACT_TITLES = frozenset(
     {"tfx.String", "tfx.Integer", "tfx.Float", "tfx.Boolean", "tfx.Bytes", "tfx.JsonValue"}
+    | set(KFP_SYSTEM_TITLE_CLASS_PATHS)
 )
 
 
@@ -195,8 +197,13 @@ def run_step(argv: Sequence[str]) -> None:
     Raises:
         StepInputError: If the executor input cannot be run.
     """
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
+    # TFX's entrypoint imports a custom artifact's class from its schema title; a KFP system.* title
+    # names no Python class, so it is looked up in this table, which the entrypoint consults first.
+    for title, class_path in KFP_SYSTEM_TITLE_CLASS_PATHS.items():
+        compiler_utils.TITLE_TO_CLASS_PATH.setdefault(title, class_path)
     args, beam_args = _parse_arguments(argv)
     executor_input = pipeline_spec_pb2.ExecutorInput()
     json_format.Parse(args.json_serialized_invocation_args, executor_input, ignore_unknown_fields=True)

@@ -1,7 +1,8 @@
 """The accent-recognition pipeline: wiring only.
 
 Data flows from top to bottom: corpus index -> YAMNet -> per-patch embeddings
--> statistics, schema and validation -> training -> evaluation against the
+-> statistics, schema and validation -> (with settings.tune, a hyperparameter
+search, the Tuner) -> training -> evaluation against the
 model served now -> a model card for every evaluated model -> push, with its
 card, only when blessed.
 
@@ -30,6 +31,9 @@ from pipeline import configs
 # The function the Trainer calls, importable wherever the package is installed.
 TRAINER_RUN_FN = "components.trainer.model.run_fn"
 
+# The function the Tuner calls (with settings.tune), importable wherever the package is installed.
+TUNER_FN = "components.tuner.search.tuner_fn"
+
 # The id of each step: its node name in ML Metadata, its task name in the Kubeflow spec.
 CORPUS_INDEX_GEN_ID = "CorpusIndexGen"
 YAMNET_MODEL_GEN_ID = "YamnetModelGen"
@@ -38,13 +42,14 @@ STATISTICS_GEN_ID = "StatisticsGen"
 CURATED_SCHEMA_GEN_ID = "CuratedSchemaGen"
 EXAMPLE_VALIDATOR_ID = "ExampleValidator"
 VALIDATION_GATE_ID = "ValidationGate"
+TUNER_ID = "Tuner"
 TRAINER_ID = "Trainer"
 LATEST_SERVED_MODEL_ID = "LatestServedModel"
 EVALUATOR_ID = "Evaluator"
 MODEL_CARD_GENERATOR_ID = "ModelCardGenerator"
 PUSHER_ID = "Pusher"
 
-# The id of every step, in the order create_pipeline lists them.
+# The id of every step that a run may have, in the order create_pipeline lists them.
 COMPONENT_IDS: tuple[str, ...] = (
     CORPUS_INDEX_GEN_ID,
     YAMNET_MODEL_GEN_ID,
@@ -53,12 +58,16 @@ COMPONENT_IDS: tuple[str, ...] = (
     CURATED_SCHEMA_GEN_ID,
     EXAMPLE_VALIDATOR_ID,
     VALIDATION_GATE_ID,
+    TUNER_ID,
     TRAINER_ID,
     LATEST_SERVED_MODEL_ID,
     EVALUATOR_ID,
     MODEL_CARD_GENERATOR_ID,
     PUSHER_ID,
 )
+
+# Steps that only a setting adds: the Tuner (settings.tune). Every other step is in every run.
+OPTIONAL_COMPONENT_IDS: frozenset[str] = frozenset({TUNER_ID})
 
 # Steps that every orchestrator runs afresh: what they read changes between runs, their parameters do not.
 UNCACHED_COMPONENT_IDS: frozenset[str] = frozenset({LATEST_SERVED_MODEL_ID})
@@ -134,11 +143,26 @@ def create_pipeline(
         VALIDATION_GATE_ID
     )
 
+    # The Tuner validates on a speaker-disjoint part of the train split; of the eval split it reads
+    # the speaker ids alone, to keep those speakers out of its validation (components/tuner/).
+    tuner = None
+    if settings.tune:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=embeddings.outputs["examples"],
+            schema=schema.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+            eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+            custom_config=settings.tuner_config().to_custom_config(),
+        ).with_id(TUNER_ID)
+        tuner.add_upstream_node(validation_gate)
+
     trainer = tfx.components.Trainer(
         run_fn=TRAINER_RUN_FN,
         examples=embeddings.outputs["examples"],
         schema=schema.outputs["schema"],
         base_model=yamnet.outputs["model"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
         custom_config=settings.trainer_config().to_custom_config(),
@@ -168,9 +192,13 @@ def create_pipeline(
         blessing=model_evaluator.outputs["blessing"],
         clip_index=corpus_index.outputs["clip_index"],
         quarantine_report=embeddings.outputs["quarantine_report"],
+        statistics=statistics.outputs["statistics"],
+        schema=schema.outputs["schema"],
         model_name=configs.SERVING_MODEL_NAME,
         class_names_json=class_names_json,
         split_strategy=settings.split_strategy,
+        tuner_results=tuner.outputs["tuner_results"] if tuner else None,
+        best_hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     ).with_id(MODEL_CARD_GENERATOR_ID)
 
     with tfx.dsl.Cond(model_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
@@ -194,6 +222,7 @@ def create_pipeline(
             schema,
             example_validator,
             validation_gate,
+            *([tuner] if tuner else []),
             trainer,
             served_model,
             model_evaluator,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 import tensorflow as tf
@@ -27,7 +29,10 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components import artifact_files, evaluation, features
+from components.errors import InvalidArgumentError, first_line
 from components.model_card import generate
+from components.tuner import trials as tuner_trials
+from components.web import defaults as web_defaults
 from pipeline import output_lock
 from pipeline import pipeline as pipeline_definition
 
@@ -327,7 +332,10 @@ def _validation_failures(evaluation_uri: str) -> list[str]:
 
 
 def format_summary(
-    metadata_path: str, class_names: list[str] | tuple[str, ...], pipeline_root: str | None = None
+    metadata_path: str,
+    class_names: list[str] | tuple[str, ...],
+    pipeline_root: str | None = None,
+    corpus_dir: str | None = None,
 ) -> str:
     """Builds the end-of-run summary of the latest run recorded in ML Metadata.
 
@@ -339,11 +347,14 @@ def format_summary(
         class_names: The label vocabulary, to name per-class metrics.
         pipeline_root: The pipeline root, to report ``beam-temp*`` directories
             left by interrupted steps; None not to look.
+        corpus_dir: The run's corpus, whose clips the web page command offers as examples; None for none.
 
     Returns:
         Human-readable lines: components and their state, interrupted runs,
-        clips and patches per split and class, quarantine, metrics, blessing,
-        pushed path and, last, the model card's path.
+        clips and patches per split and class, quarantine, the Tuner's trials
+        and chosen hyperparameters (when it ran), metrics, blessing,
+        pushed path, the command that starts the web page on the pushed model
+        and, last, the model card's path.
     """
     owner_alive = output_lock.is_held_by_another_process(os.path.dirname(os.path.abspath(metadata_path)))
     store = open_store(metadata_path)
@@ -360,9 +371,11 @@ def format_summary(
         _components_line(runs),
         *_interruption_lines(store, owner_alive, pipeline_root),
         *_embedding_lines(embedding, embedding_summary),
+        *_tuner_lines(runs.get(pipeline_definition.TUNER_ID)),
         *_metric_lines(evaluator, class_names, eval_patch_counts),
         *_blessing_lines(evaluator),
         _push_line(runs),
+        *_web_page_lines(runs, corpus_dir),
         *_model_card_lines(runs),
     ]
     return "\n".join(lines)
@@ -406,6 +419,19 @@ def _embedding_lines(
     if quarantined is not None:
         lines.append(f"Quarantined entries: {quarantined.int_value} (see quarantine.csv)")
     return lines
+
+
+def _tuner_lines(tuner: ComponentRun | None) -> list[str]:
+    """The Tuner's trials table and the hyperparameters it chose, when the run had a Tuner that wrote them."""
+    if not tuner or not tuner.outputs.get(tuner_trials.TUNER_RESULTS_KEY):
+        return []
+    try:
+        table = tuner_trials.read_trials_table(tuner.outputs[tuner_trials.TUNER_RESULTS_KEY][0].uri)
+        best_artifacts = tuner.outputs.get(tuner_trials.BEST_HYPERPARAMETERS_KEY)
+        best = tuner_trials.read_best_hyperparameters(best_artifacts[0].uri) if best_artifacts else None
+        return tuner_trials.format_trials_lines(table, best)
+    except (InvalidArgumentError, tf.errors.OpError) as error:
+        return [f"Tuner trials: unreadable ({first_line(error)})"]
 
 
 def _metric_lines(
@@ -453,6 +479,31 @@ def _push_line(runs: dict[str, ComponentRun]) -> str:
     if any(run.state == INTERRUPTED_STATE for run in runs.values()):
         return "Pushed: no (the run was interrupted before the Pusher)"
     return "Pushed: no (the model was not blessed, so the Pusher did not run)"
+
+
+def _web_page_lines(runs: dict[str, ComponentRun], corpus_dir: str | None) -> list[str]:
+    """The one command that serves the pushed model and starts the web page on it, after a push."""
+    pusher = runs.get(pipeline_definition.PUSHER_ID)
+    if not pusher or not pusher.outputs.get("pushed_model"):
+        return []
+    pushed = pusher.outputs["pushed_model"][0].custom_properties
+    if not pushed.get("pushed") or pushed["pushed"].int_value != 1:
+        return []
+    model_base_path = os.path.dirname(pushed["pushed_destination"].string_value.rstrip("/"))
+    command = [_console_script(), "web", "--model-base-path", model_base_path]
+    if corpus_dir:
+        command += ["--examples", corpus_dir]
+    page_url = f"http://{web_defaults.DEFAULT_HOST}:{web_defaults.DEFAULT_PORT}/"
+    return [f"Web page: {shlex.join(command)}  (serves the model; the page is on {page_url})"]
+
+
+def _console_script() -> str:
+    """``accent-pipeline`` beside this Python (``.venv/bin/accent-pipeline``), relative when below here."""
+    script = os.path.join(os.path.dirname(sys.executable), "accent-pipeline")
+    if not os.path.exists(script):
+        return "accent-pipeline"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else script
 
 
 def _model_card_lines(runs: dict[str, ComponentRun]) -> list[str]:

@@ -81,6 +81,8 @@ class ArtifactRecord:
     id: int
     uri: str
     custom_properties: dict[str, Any]
+    # The artifact type's name in ML Metadata: the schema title (the KFP UI renders system.HTML).
+    type_title: str = ""
 
     def runtime_artifact(self) -> dict[str, Any]:
         """The RuntimeArtifact the driver builds for a downstream task (metadata/converter.go)."""
@@ -100,6 +102,13 @@ class TaskRecord:
     outputs: dict[str, ArtifactRecord] = dataclasses.field(default_factory=dict)
     executor_input: dict[str, Any] | None = None
     log_path: Path | None = None
+
+
+def schema_title(artifact_type: Mapping[str, Any]) -> str:
+    """The title of an ArtifactTypeSchema, given as ``schemaTitle`` or inside a YAML ``instanceSchema``."""
+    if artifact_type.get("schemaTitle"):
+        return artifact_type["schemaTitle"]
+    return str((yaml.safe_load(artifact_type.get("instanceSchema") or "{}") or {}).get("title", ""))
 
 
 def _mlmd_value(value: Any) -> Any:
@@ -398,7 +407,10 @@ class KfpEmulator:
             properties.setdefault("display_name", name)
             properties.setdefault("store_session_info", json.dumps({"Provider": "minio"}))
             record = ArtifactRecord(
-                id=len(self.artifacts) + 1, uri=artifact["uri"], custom_properties=properties
+                id=len(self.artifacts) + 1,
+                uri=artifact["uri"],
+                custom_properties=properties,
+                type_title=schema_title(artifact["type"]),
             )
             self.artifacts.append(record)
             recorded[name] = record

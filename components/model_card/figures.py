@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from components.model_card.history import TrainingHistory
-from components.model_card.inputs import ExampleClip, SliceMetrics
+from components.model_card.inputs import ClassMetrics, ExampleClip, SliceMetrics
 
 _DPI = 100
 
@@ -44,14 +44,24 @@ def training_curves(history: TrainingHistory) -> bytes:
     return _png(figure)
 
 
-def confusion_matrix(metrics: SliceMetrics, class_names: Sequence[str], title: str) -> bytes:
-    """TFMA's confusion matrix of present classes, with each class's precision and recall."""
+def confusion_matrix(
+    counts: np.ndarray, classes: Sequence[ClassMetrics], class_names: Sequence[str], title: str
+) -> bytes:
+    """A confusion matrix of the classes present, with each class's precision and recall.
+
+    Args:
+        counts: ``[num_classes, num_classes]`` counts (patches or clips), actual rows, predicted columns.
+        classes: The per-class metrics read off ``counts``, in class id order.
+        class_names: The label vocabulary.
+        title: The figure's title.
+
+    Returns:
+        The PNG.
+    """
     present = [
-        index
-        for index in range(len(class_names))
-        if metrics.confusion_matrix[index].sum() or metrics.confusion_matrix[:, index].sum()
+        index for index in range(len(class_names)) if counts[index].sum() or counts[:, index].sum()
     ] or list(range(len(class_names)))
-    matrix = metrics.confusion_matrix[np.ix_(present, present)]
+    matrix = counts[np.ix_(present, present)]
     labels = [class_names[index] for index in present]
     size = 1.1 * len(present) + 3
     figure, axis = plt.subplots(figsize=(size, size * 0.85))
@@ -68,8 +78,8 @@ def confusion_matrix(metrics: SliceMetrics, class_names: Sequence[str], title: s
                 va="center",
                 color="white" if shares[row, column] > 0.5 else "black",
             )
-    precision = [metrics.classes[index].precision for index in present]
-    recall = [metrics.classes[index].recall for index in present]
+    precision = [classes[index].precision for index in present]
+    recall = [classes[index].recall for index in present]
     axis.set_xticks(range(len(present)))
     axis.set_xticklabels(
         [f"{label}\nP={_fmt(value)}" for label, value in zip(labels, precision, strict=True)]

@@ -16,13 +16,16 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
 from components import artifact_files, evaluation, evaluation_metrics, features
 from components.model_card.history import TrainingHistory, read_training_history
+
+if TYPE_CHECKING:
+    from components.tuner.trials import TrialRow
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,11 @@ class SliceMetrics:
         confusion_matrix: ``[num_classes, num_classes]`` patch counts, actual rows, predicted columns.
         classes: Per-class metrics, in class id order.
         roc_curves: ROC points per class name (classes present with both positives and negatives).
+        clip_macro_auc: Clip-level macro AUC over the classes with positive and negative clips.
+        clip_macro_d_prime: √2·Φ⁻¹(clip_macro_auc).
+        clip_present_class_count: Classes averaged in ``clip_macro_auc``.
+        clip_confusion_matrix: ``[num_classes, num_classes]`` clip counts, accent rows, predicted columns.
+        clip_classes: Per-class clip-level metrics, in class id order.
     """
 
     name: str
@@ -106,10 +114,19 @@ class SliceMetrics:
     confusion_matrix: np.ndarray
     classes: tuple[ClassMetrics, ...]
     roc_curves: Mapping[str, RocCurve]
+    clip_macro_auc: float = float("nan")
+    clip_macro_d_prime: float = float("nan")
+    clip_present_class_count: int = 0
+    clip_confusion_matrix: np.ndarray | None = None
+    clip_classes: tuple[ClassMetrics, ...] = ()
 
     def present_classes(self) -> tuple[ClassMetrics, ...]:
         """The classes with at least one patch in the slice."""
         return tuple(metrics for metrics in self.classes if metrics.support > 0)
+
+    def present_clip_classes(self) -> tuple[ClassMetrics, ...]:
+        """The classes with at least one scored clip in the slice."""
+        return tuple(metrics for metrics in self.clip_classes if metrics.support > 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +178,7 @@ class DataSummary:
     Attributes:
         by_split_accent: ``(split, accent)`` to counts (clips reaching the Examples, their speakers,
             patches labelled with the accent).
-        by_split_gender: ``(split, gender)`` to clip and speaker counts.
+        by_split_gender: ``(split, gender)`` to clip, speaker and (from StatisticsGen) patch counts.
         not_speech_patches: Split to patches labelled "Not a speech".
         quarantine_by_reason: Reason (the text before its first colon) to entries set aside.
         quarantine_total: Entries set aside.
@@ -186,6 +203,48 @@ class DataSummary:
     def accents(self) -> tuple[str, ...]:
         """The accents with at least one clip, sorted."""
         return tuple(sorted({accent for (_, accent), counts in self.by_split_accent.items() if counts.clips}))
+
+
+@dataclasses.dataclass(frozen=True)
+class HyperparameterSearch:
+    """The Tuner's search, when the run had one: every completed trial and the chosen values.
+
+    Attributes:
+        trials: The trials (``components.tuner.trials.TrialRow``), by trial id.
+        chosen: The best trial's hyperparameter values, which the Trainer built its model from.
+    """
+
+    trials: tuple[TrialRow, ...]
+    chosen: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSummary:
+    """One layer of the trained classifier: its name, Keras class, output shape and parameter count."""
+
+    name: str
+    kind: str
+    output_shape: str
+    parameters: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaFeature:
+    """One feature of the curated schema the examples were validated against.
+
+    Attributes:
+        name: The feature's name.
+        type: ``FLOAT``, ``INT`` or ``BYTES``.
+        values: Values per example, e.g. ``1024`` or ``1`` (``min-max`` when they differ).
+        presence: Least fraction of examples that must have it, e.g. ``1``.
+        domain: The value domain, e.g. ``0 to 6, categorical`` or the named string domain.
+    """
+
+    name: str
+    type: str
+    values: str
+    presence: str
+    domain: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +273,7 @@ class ModelCardInputs:
 
     Attributes:
         model_name: The model's name.
-        version: The pushed version, or a run id.
+        version: Which model this is, e.g. ``candidate of Trainer run 20, card written <date>``.
         class_names: The label vocabulary, in id order.
         yamnet: YAMNet's provenance.
         history: The Trainer's history and hyperparameters.
@@ -222,6 +281,10 @@ class ModelCardInputs:
         blessed: The blessing.
         data: The data summary.
         example_clips: Clips for the 3-panel figure (may be empty).
+        search: The Tuner's hyperparameter search, or None when the run had no Tuner.
+        layers: The trained classifier's layers, in order (may be empty: the card then builds the
+            reference model to show its architecture).
+        schema_features: The features of the schema the examples were validated against (may be empty).
         dataset_name: Name of the corpus, for the Hugging Face card.
     """
 
@@ -234,6 +297,9 @@ class ModelCardInputs:
     blessed: bool
     data: DataSummary
     example_clips: tuple[ExampleClip, ...] = ()
+    search: HyperparameterSearch | None = None
+    layers: tuple[LayerSummary, ...] = ()
+    schema_features: tuple[SchemaFeature, ...] = ()
     dataset_name: str = "OpenSLR-83 (Crowdsourced UK and Ireland English Dialect speech)"
 
 
@@ -255,6 +321,36 @@ def _double(values: Mapping[str, Any], name: str) -> float:
     if isinstance(value, Mapping):
         value = value.get("doubleValue", float("nan"))
     return float(value)
+
+
+def metric_array(value: Mapping[str, Any] | None) -> np.ndarray | None:
+    """Reads an array-valued TFMA metric as ``load_eval_result`` gives it (``{"arrayValue": ...}``).
+
+    Args:
+        value: The metric's value, or None when TFMA did not report it.
+
+    Returns:
+        The array in its shape, or None when the value is missing or not an array.
+    """
+    array = (value or {}).get("arrayValue") if isinstance(value, Mapping) else None
+    if not array:
+        return None
+    shape = [int(size) for size in array.get("shape", [])]
+    for field, dtype in (
+        ("int64Values", np.int64),
+        ("int32Values", np.int32),
+        ("float64Values", np.float64),
+        ("float32Values", np.float32),
+    ):
+        if field in array:
+            return np.asarray([float(item) for item in array[field]], dtype=dtype).reshape(shape)
+    return np.zeros(shape, dtype=np.float64) if 0 in shape else None
+
+
+def _count(values: Mapping[str, Any], name: str) -> int:
+    """A count metric; 0 when TFMA did not report it."""
+    value = _double(values, name)
+    return int(value) if math.isfinite(value) else 0
 
 
 def _confusion_matrix(plot: Mapping[str, Any], num_classes: int) -> np.ndarray:
@@ -292,8 +388,9 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def _class_metrics(
-    class_names: Sequence[str], matrix: np.ndarray, sub_metrics: Mapping[str, Mapping[str, Any]]
+    class_names: Sequence[str], matrix: np.ndarray, aucs: Sequence[float]
 ) -> tuple[ClassMetrics, ...]:
+    """Per-class metrics from a confusion matrix (actual rows, predicted columns) and one AUC per class."""
     total = int(matrix.sum())
     result = []
     for class_id, class_name in enumerate(class_names):
@@ -306,7 +403,7 @@ def _class_metrics(
             f1 = float("nan")
         else:
             f1 = 2 * precision * recall / (precision + recall)
-        auc = _double(sub_metrics.get(f"classId:{class_id}", {}), evaluation.PER_CLASS_AUC_METRIC_NAME)
+        auc = float(aucs[class_id]) if class_id < len(aucs) else float("nan")
         if support == 0 or support == total:
             auc = float("nan")  # TFMA reports 0.0 for an AUC that is undefined.
         result.append(ClassMetrics(class_name, support, predicted, precision, recall, f1, auc, d_prime(auc)))
@@ -338,18 +435,37 @@ def slice_metrics_from_tfma(
         if curve is not None:
             roc_curves[class_name] = curve
     macro_auc = _double(overall, evaluation.GATING_METRIC_NAME)
+    patch_aucs = [
+        _double(metrics.get(f"classId:{class_id}", {}), evaluation.PER_CLASS_AUC_METRIC_NAME)
+        for class_id in range(len(class_names))
+    ]
+    num_classes = len(class_names)
+    clip_matrix = metric_array(overall.get(evaluation_metrics.CLIP_CONFUSION_MATRIX_NAME))
+    if clip_matrix is not None and clip_matrix.shape != (num_classes, num_classes):
+        clip_matrix = None
+    clip_aucs = metric_array(overall.get(evaluation_metrics.CLIP_CLASS_AUCS_NAME))
+    clip_macro_auc = _double(overall, evaluation_metrics.CLIP_MACRO_AUC_NAME)
     return SliceMetrics(
         name=_slice_name(slice_key),
-        example_count=int(_double(overall, "example_count")),
+        example_count=_count(overall, "example_count"),
         accuracy=_double(overall, evaluation.ACCURACY_METRIC_NAME),
         macro_auc=macro_auc,
         macro_d_prime=d_prime(macro_auc),
-        present_class_count=int(_double(overall, evaluation_metrics.PRESENT_CLASS_COUNT_NAME) or 0),
+        present_class_count=_count(overall, evaluation_metrics.PRESENT_CLASS_COUNT_NAME),
         clip_accuracy=_double(overall, evaluation.CLIP_ACCURACY_METRIC_NAME),
-        clip_count=int(_double(overall, evaluation_metrics.CLIP_COUNT_NAME) or 0),
+        clip_count=_count(overall, evaluation_metrics.CLIP_COUNT_NAME),
         confusion_matrix=matrix,
-        classes=_class_metrics(class_names, matrix, metrics),
+        classes=_class_metrics(class_names, matrix, patch_aucs),
         roc_curves=roc_curves,
+        clip_macro_auc=clip_macro_auc,
+        clip_macro_d_prime=d_prime(clip_macro_auc),
+        clip_present_class_count=_count(overall, evaluation_metrics.CLIP_PRESENT_CLASS_COUNT_NAME),
+        clip_confusion_matrix=clip_matrix,
+        clip_classes=(
+            _class_metrics(class_names, clip_matrix, [] if clip_aucs is None else clip_aucs.reshape(-1))
+            if clip_matrix is not None
+            else ()
+        ),
     )
 
 
@@ -449,17 +565,22 @@ def _reason_kind(reason: str) -> str:
 
 
 def read_data_summary(
-    clip_index_uri: str, quarantine_report_uri: str, split_strategy: str = "unknown"
+    clip_index_uri: str,
+    quarantine_report_uri: str,
+    split_strategy: str = "unknown",
+    patches_by_split_gender: Mapping[tuple[str, str], int] | None = None,
 ) -> DataSummary:
     """Counts clips, speakers and patches per split, accent and gender, and the quarantine by reason.
 
     Clips and speakers come from the clip index restricted to the clips that reached the Examples
-    (the quarantine report lists the others); patches from the embedding job's summary.
+    (the quarantine report lists the others); patches per accent from the embedding job's summary,
+    and per gender from StatisticsGen (``read_patches_by_split_gender``).
 
     Args:
         clip_index_uri: The CorpusIndexGen's ClipIndex artifact URI.
         quarantine_report_uri: The EmbeddingGen's QuarantineReport artifact URI.
         split_strategy: ``speaker`` or ``utterance``.
+        patches_by_split_gender: ``(split, gender)`` to patches, or None when unknown.
 
     Returns:
         The summary.
@@ -490,7 +611,12 @@ def read_data_summary(
         for key, count in sorted(clip_counts.items())
     }
     by_split_gender = {
-        key: GroupCounts(count, len(gender_speakers[key])) for key, count in sorted(gender_clips.items())
+        key: GroupCounts(
+            count,
+            len(gender_speakers[key]),
+            None if patches_by_split_gender is None else patches_by_split_gender.get(key, 0),
+        )
+        for key, count in sorted(gender_clips.items())
     }
     reasons = collections.Counter(_reason_kind(entry.reason) for entry in entries)
     return DataSummary(
@@ -504,6 +630,143 @@ def read_data_summary(
         quarantine_total=len(entries),
         split_strategy=split_strategy,
     )
+
+
+# The trained classifier
+
+
+def summarize_layers(classifier: Any) -> tuple[LayerSummary, ...]:
+    """The layers of a Keras model, for the card's architecture table."""
+    return tuple(
+        LayerSummary(
+            layer.name, type(layer).__name__, str(tuple(layer.output.shape)), int(layer.count_params())
+        )
+        for layer in classifier.layers
+    )
+
+
+def read_classifier_layers(model_run_uri: str) -> tuple[LayerSummary, ...]:
+    """Reads the layers of the classifier the Trainer saved in its model run dir.
+
+    Args:
+        model_run_uri: The Trainer's ModelRun artifact URI.
+
+    Returns:
+        The layers, or ``()`` when the run holds no saved classifier (a Trainer of an older version).
+    """
+    import keras
+    import tensorflow as tf
+
+    from components.trainer import model as trainer_model
+
+    path = f"{model_run_uri.rstrip('/')}/{trainer_model.CLASSIFIER_FILENAME}"
+    if not tf.io.gfile.exists(path):
+        logger.warning("No saved classifier at %s: the card shows the reference architecture", path)
+        return ()
+    return summarize_layers(keras.models.load_model(path, compile=False))
+
+
+def read_hyperparameter_search(tuner_results_uri: str, best_hyperparameters_uri: str) -> HyperparameterSearch:
+    """Reads the Tuner's trials and chosen hyperparameters (``components.tuner.trials``).
+
+    Args:
+        tuner_results_uri: The Tuner's ``tuner_results`` artifact URI.
+        best_hyperparameters_uri: The Tuner's ``best_hyperparameters`` artifact URI.
+
+    Returns:
+        The search.
+    """
+    from components.tuner import trials
+
+    return HyperparameterSearch(
+        trials=tuple(trials.read_trials_table(tuner_results_uri)),
+        chosen=trials.read_best_hyperparameters(best_hyperparameters_uri),
+    )
+
+
+# StatisticsGen's statistics and the schema
+
+# Folder of one split's statistics in a StatisticsGen artifact, and its file.
+_SPLIT_DIR_PREFIX = "Split-"
+_STATISTICS_FILENAME = "FeatureStats.pb"
+
+
+def read_patches_by_split_gender(statistics_uri: str) -> dict[tuple[str, str], int]:
+    """Counts patches per split and gender from StatisticsGen's statistics of the ``gender`` feature.
+
+    TFDV records each string value's frequency (``top_values``); with one gender per example, a
+    value's frequency is its number of patches.
+
+    Args:
+        statistics_uri: The ExampleStatistics artifact URI (``Split-<name>/FeatureStats.pb``).
+
+    Returns:
+        ``(split, gender)`` to patches; empty when the statistics hold no ``gender`` feature.
+    """
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+
+    counts: dict[tuple[str, str], int] = {}
+    for split_dir in sorted(tf.io.gfile.glob(os.path.join(statistics_uri, _SPLIT_DIR_PREFIX + "*"))):
+        split = os.path.basename(split_dir.rstrip("/"))[len(_SPLIT_DIR_PREFIX) :]
+        statistics_path = os.path.join(split_dir, _STATISTICS_FILENAME)
+        if not tf.io.gfile.exists(statistics_path):
+            continue
+        for dataset in tfdv.load_stats_binary(statistics_path).datasets:
+            for feature in dataset.features:
+                name = feature.path.step[0] if feature.path.step else feature.name
+                if name != features.GENDER_KEY or not feature.HasField("string_stats"):
+                    continue
+                for top_value in feature.string_stats.top_values:
+                    key = (split, top_value.value)
+                    counts[key] = counts.get(key, 0) + round(top_value.frequency)
+    return dict(sorted(counts.items()))
+
+
+def _value_range(minimum: int, maximum: int) -> str:
+    return str(minimum) if minimum == maximum else f"{minimum}-{maximum or 'any'}"
+
+
+def read_schema_features(schema_uri: str) -> tuple[SchemaFeature, ...]:
+    """Reads the features of a Schema artifact (``schema.pbtxt``), for the card's data section.
+
+    Args:
+        schema_uri: The Schema artifact URI.
+
+    Returns:
+        One entry per feature, in the schema's order.
+    """
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt"))
+    result = []
+    for feature in schema.feature:
+        domain = feature.domain
+        numeric_domain = next(
+            (getattr(feature, name) for name in ("int_domain", "float_domain") if feature.HasField(name)),
+            None,
+        )
+        if numeric_domain is not None:
+            has_min, has_max = numeric_domain.HasField("min"), numeric_domain.HasField("max")
+            if has_min and has_max:
+                domain = f"{numeric_domain.min:g} to {numeric_domain.max:g}"
+            elif has_min or has_max:
+                domain = f">= {numeric_domain.min:g}" if has_min else f"<= {numeric_domain.max:g}"
+            if getattr(numeric_domain, "is_categorical", False):
+                domain = ", ".join(part for part in (domain, "categorical") if part)
+        result.append(
+            SchemaFeature(
+                name=feature.name,
+                type=schema_pb2.FeatureType.Name(feature.type),
+                values=_value_range(feature.value_count.min, feature.value_count.max)
+                if feature.HasField("value_count")
+                else "any",
+                presence=f"{feature.presence.min_fraction:g}" if feature.HasField("presence") else "any",
+                domain=domain,
+            )
+        )
+    return tuple(result)
 
 
 # The example clips of the 3-panel figure
@@ -583,6 +846,10 @@ def read_model_card_inputs(
     blessing_uri: str,
     clip_index_uri: str,
     quarantine_report_uri: str,
+    statistics_uri: str | None = None,
+    schema_uri: str | None = None,
+    tuner_results_uri: str | None = None,
+    best_hyperparameters_uri: str | None = None,
     serving_model_dir: str | None = None,
     split_strategy: str = "unknown",
 ) -> ModelCardInputs:
@@ -599,6 +866,10 @@ def read_model_card_inputs(
         blessing_uri: The Evaluator's ModelBlessing URI.
         clip_index_uri: The ClipIndex URI.
         quarantine_report_uri: The QuarantineReport URI.
+        statistics_uri: StatisticsGen's ExampleStatistics URI, for patches per gender; None leaves them out.
+        schema_uri: The Schema URI, for the table of features; None leaves it out.
+        tuner_results_uri: The Tuner's trials, when the run had a Tuner; else None.
+        best_hyperparameters_uri: The Tuner's chosen hyperparameters, with ``tuner_results_uri``.
         serving_model_dir: The served SavedModel, for the 3-panel figures; None leaves them out.
         split_strategy: ``speaker`` or ``utterance``.
 
@@ -617,6 +888,16 @@ def read_model_card_inputs(
         history=read_training_history(model_run_uri),
         evaluation=read_evaluation(evaluation_uri, class_names),
         blessed=read_blessing(blessing_uri),
-        data=read_data_summary(clip_index_uri, quarantine_report_uri, split_strategy),
+        data=read_data_summary(
+            clip_index_uri,
+            quarantine_report_uri,
+            split_strategy,
+            read_patches_by_split_gender(statistics_uri) if statistics_uri else None,
+        ),
         example_clips=example_clips,
+        search=read_hyperparameter_search(tuner_results_uri, best_hyperparameters_uri)
+        if tuner_results_uri and best_hyperparameters_uri
+        else None,
+        layers=read_classifier_layers(model_run_uri),
+        schema_features=read_schema_features(schema_uri) if schema_uri else (),
     )

@@ -21,7 +21,7 @@ import yaml
 
 from components import features
 from components.model_card import figures
-from components.model_card.inputs import OVERALL_SLICE, ModelCardInputs, SliceMetrics
+from components.model_card.inputs import OVERALL_SLICE, ModelCardInputs, SliceMetrics, summarize_layers
 
 TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"
 HTML_TEMPLATE = "model_card.html.jinja"
@@ -62,14 +62,48 @@ def _number(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
-def _model_layers(num_classes: int) -> list[tuple[str, str, str, int]]:
-    from components.trainer import model as trainer_model
+def _model_layers(inputs: ModelCardInputs) -> list[tuple[str, str, str, int]]:
+    """The trained classifier's layers, or the reference model's when the card has none."""
+    layers = inputs.layers
+    if not layers:
+        from components.trainer import model as trainer_model
 
-    classifier = trainer_model.build_model(num_classes=num_classes)
-    return [
-        (layer.name, type(layer).__name__, str(tuple(layer.output.shape)), int(layer.count_params()))
-        for layer in classifier.layers
+        layers = summarize_layers(trainer_model.build_model(num_classes=len(inputs.class_names)))
+    return [(layer.name, layer.kind, layer.output_shape, layer.parameters) for layer in layers]
+
+
+def architecture_text(layers: Sequence[tuple[str, str, str, int]]) -> str:
+    """One line: ``YAMNet embedding (1024) -> Dense 256/384/... ReLU with dropout -> softmax (N)``."""
+    hidden = [
+        shape.strip("()").split(",")[-1].strip() for _, kind, shape, _ in layers[1:-1] if kind == "Dense"
     ]
+    outputs = layers[-1][2].strip("()").split(",")[-1].strip() if layers else "?"
+    return f"YAMNet embedding (1024) -> Dense {'/'.join(hidden)} ReLU with dropout -> softmax ({outputs})"
+
+
+def _search_rows(inputs: ModelCardInputs) -> dict[str, Any] | None:
+    """The Tuner's search for the templates: algorithm, objective, one row per trial, the chosen values."""
+    if inputs.search is None:
+        return None
+    from components.tuner import config as tuner_config
+    from components.tuner import trials
+
+    chosen = dict(inputs.search.chosen)
+    return {
+        "algorithm": tuner_config.ALGORITHM,
+        "objective": f"{tuner_config.OBJECTIVE_NAME} ({tuner_config.OBJECTIVE_DIRECTION})",
+        "rows": [
+            {
+                "trial_id": trial.trial_id,
+                "classifier": trials.describe_hyperparameters(trial.hyperparameters),
+                "objective": trial.objective,
+                "status": trial.status,
+                "chosen": trial.hyperparameters == chosen,
+            }
+            for trial in inputs.search.trials
+        ],
+        "chosen": trials.describe_hyperparameters(chosen),
+    }
 
 
 def _slice_row(metrics: SliceMetrics) -> dict[str, Any]:
@@ -82,6 +116,9 @@ def _slice_row(metrics: SliceMetrics) -> dict[str, Any]:
         "present_classes": metrics.present_class_count,
         "clip_accuracy": metrics.clip_accuracy,
         "clips": metrics.clip_count,
+        "clip_macro_auc": metrics.clip_macro_auc,
+        "clip_macro_d_prime": metrics.clip_macro_d_prime,
+        "clip_present_classes": metrics.clip_present_class_count,
     }
 
 
@@ -152,13 +189,12 @@ def card_content(inputs: ModelCardInputs) -> tuple[dict[str, Any], list[Figure]]
     evaluation = inputs.evaluation
     overall = evaluation.overall
     history = inputs.history
+    layers = _model_layers(inputs)
     figure_list = [
         Figure(
             "architecture.png",
             "The dense classifier over YAMNet embeddings",
-            figures.layer_table(
-                _model_layers(len(class_names)), "Dense classifier (input: one 1024-d YAMNet embedding)"
-            ),
+            figures.layer_table(layers, "Dense classifier (input: one 1024-d YAMNet embedding)"),
         ),
         Figure(
             "training_curves.png",
@@ -168,7 +204,12 @@ def card_content(inputs: ModelCardInputs) -> tuple[dict[str, Any], list[Figure]]
         Figure(
             "confusion_matrix.png",
             "Patch-level confusion matrix (eval split) with per-class precision and recall",
-            figures.confusion_matrix(overall, class_names, "Confusion matrix, eval split (patches)"),
+            figures.confusion_matrix(
+                overall.confusion_matrix,
+                overall.classes,
+                class_names,
+                "Confusion matrix, eval split (patches)",
+            ),
         ),
         Figure(
             "roc_curves.png",
@@ -176,14 +217,30 @@ def card_content(inputs: ModelCardInputs) -> tuple[dict[str, Any], list[Figure]]
             figures.roc_curves(overall, "ROC, one vs rest"),
         ),
     ]
+    if overall.clip_confusion_matrix is not None:
+        figure_list.append(
+            Figure(
+                "confusion_matrix_clips.png",
+                "Clip-level confusion matrix (eval split): each clip's class is the argmax of the mean of "
+                "its speech patches' probabilities",
+                figures.confusion_matrix(
+                    overall.clip_confusion_matrix,
+                    overall.clip_classes,
+                    class_names,
+                    "Confusion matrix, eval split (clips)",
+                ),
+            )
+        )
     for name, metrics in evaluation.slices.items():
         if name.startswith(f"{features.GENDER_KEY}="):
             value = name.split("=", 1)[1]
             figure_list.append(
                 Figure(
                     f"confusion_matrix_{value}.png",
-                    f"Confusion matrix of the slice {name}",
-                    figures.confusion_matrix(metrics, class_names, f"Confusion matrix, {name}"),
+                    f"Patch-level confusion matrix of the slice {name}",
+                    figures.confusion_matrix(
+                        metrics.confusion_matrix, metrics.classes, class_names, f"Confusion matrix, {name}"
+                    ),
                 )
             )
     accent_names = [name for name in class_names if name != features.NOT_SPEECH_CLASS_NAME]
@@ -225,6 +282,7 @@ def card_content(inputs: ModelCardInputs) -> tuple[dict[str, Any], list[Figure]]
     context = {
         "model_name": inputs.model_name,
         "version": inputs.version,
+        "architecture": architecture_text(layers),
         "class_names": class_names,
         "yamnet": inputs.yamnet,
         "offline": not inputs.yamnet.pretrained,
@@ -248,9 +306,12 @@ def card_content(inputs: ModelCardInputs) -> tuple[dict[str, Any], list[Figure]]
         "split_strategy": data.split_strategy,
         "quarantine_by_reason": list(data.quarantine_by_reason.items()),
         "quarantine_total": data.quarantine_total,
+        "schema_features": inputs.schema_features,
+        "search": _search_rows(inputs),
         "overall": _slice_row(overall),
         "slices": [_slice_row(metrics) for metrics in evaluation.slices.values()],
-        "classes": [metrics for metrics in overall.classes if metrics.support > 0],
+        "classes": list(overall.present_classes()),
+        "clip_classes": list(overall.present_clip_classes()),
         "limitations": _limitations(inputs),
         "accents": data.accents(),
         "dataset_name": inputs.dataset_name,
@@ -288,6 +349,16 @@ def hugging_face_front_matter(context: Mapping[str, Any]) -> dict[str, Any]:
         },
         {"type": "d_prime", "name": "d' of the macro AUC", "value": _number(overall["macro_d_prime"])},
         {"type": "accuracy", "name": "Clip accuracy", "value": _number(overall["clip_accuracy"])},
+        {
+            "type": "roc_auc",
+            "name": "Present-class macro AUC (clips)",
+            "value": _number(overall["clip_macro_auc"]),
+        },
+        {
+            "type": "d_prime",
+            "name": "d' of the clip macro AUC",
+            "value": _number(overall["clip_macro_d_prime"]),
+        },
     ]
     return {
         "library_name": "keras",
@@ -334,17 +405,22 @@ def model_card_json(inputs: ModelCardInputs, context: Mapping[str, Any]) -> dict
             ("present_class_macro_auc", metrics.macro_auc),
             ("macro_d_prime", metrics.macro_d_prime),
             ("clip_accuracy", metrics.clip_accuracy),
+            ("clip_macro_auc", metrics.clip_macro_auc),
+            ("clip_macro_d_prime", metrics.clip_macro_d_prime),
             ("example_count", metrics.example_count),
             ("clip_count", metrics.clip_count),
         ):
             performance.append(_metric(type_, value, metrics.name))
-        for class_metrics in metrics.present_classes():
-            for type_ in ("precision", "recall", "f1", "auc", "d_prime"):
-                performance.append(
-                    _metric(
-                        f"{type_}/{class_metrics.class_name}", getattr(class_metrics, type_), metrics.name
+        for prefix, classes in (("", metrics.present_classes()), ("clip_", metrics.present_clip_classes())):
+            for class_metrics in classes:
+                for type_ in ("precision", "recall", "f1", "auc", "d_prime"):
+                    performance.append(
+                        _metric(
+                            f"{prefix}{type_}/{class_metrics.class_name}",
+                            getattr(class_metrics, type_),
+                            metrics.name,
+                        )
                     )
-                )
     if inputs.evaluation.baseline is not None:
         performance.append(_metric("baseline/present_class_macro_auc", inputs.evaluation.baseline.macro_auc))
     history = inputs.history
@@ -357,7 +433,7 @@ def model_card_json(inputs: ModelCardInputs, context: Mapping[str, Any]) -> dict
             "references": [],
         },
         "model_parameters": {
-            "model_architecture": "YAMNet embedding (1024) -> Dense 256/384/192/384 ReLU+dropout -> softmax",
+            "model_architecture": context["architecture"],
             "data": [
                 {
                     "name": f"{inputs.dataset_name}, {split} split",

@@ -20,6 +20,8 @@ Modules:
   ``tensorflow_model_server`` if it is on PATH, else the local server until a signal.
 * ``server``: the local server's life cycle (``start_server``, ``RunningServer``).
 * ``servicers``: the PredictionService and ModelService methods and the in-flight cap.
+* ``batching``: concurrent ``serving_default`` requests answered by one call of ``serving_batch``.
+* ``batch_signature``: the names of the served model's batched signature.
 * ``model_lookup``: from a request's ModelSpec to the loaded model or version states.
 * ``inputs``: a request's tensors against the signature and the size limits.
 * ``rpc``: TF Serving's status codes for errors, and one log line per request.

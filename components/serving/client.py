@@ -4,29 +4,42 @@
 production ``tensorflow_model_server`` and the project's local server alike:
 both speak tensorflow-serving-api's ``PredictionService``. Each file is
 decoded with ``components.audio`` (any supported format, mixed to mono,
-resampled to 16 kHz) and sent as the ``waveform`` input of the
-``serving_default`` signature.
+resampled to 16 kHz) and sent as one row of the batched signature
+``serving_batch`` (``batch_signature``) when the served model lists it, or as
+the ``waveform`` input of ``serving_default`` otherwise. TF Serving running
+with ``--enable_batching`` (as ``kubernetes/`` deploys it) batches every
+signature, and only ``serving_batch`` can be batched: ``choose_signature``
+asks the server's GetModelMetadata which signatures the model has, once per
+``predict_files`` call; a ``signature_name`` forces one. Both signatures give
+the same prediction.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from components import audio, features
 from components.errors import AccentPipelineError
+from components.serving import batch_signature
 from components.serving.grpc_options import grpc_message_options
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT_SECONDS = 30.0
+
+# The metadata field of GetModelMetadata that lists the served model's signatures.
+SIGNATURE_DEF_METADATA_FIELD = "signature_def"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +71,11 @@ def build_predict_request(
     Args:
         waveform: 1-D 16 kHz mono samples.
         model_name: The name the model is served under.
-        signature_name: The signature to run.
+        signature_name: The signature to run; ``serving_batch`` sends the waveform as its one row.
 
     Returns:
-        A request with the waveform as a float32 ``waveform`` input.
+        A request with the waveform as a float32 ``waveform`` input, or for ``serving_batch``
+        as ``waveforms`` ``[1, num_samples]`` with ``num_samples`` ``[1]``.
 
     Raises:
         ValueError: If the waveform is not 1-D or is empty.
@@ -74,7 +88,15 @@ def build_predict_request(
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
-    request.inputs[features.WAVEFORM_INPUT_KEY].CopyFrom(tf.make_tensor_proto(samples))
+    if signature_name == batch_signature.BATCH_SIGNATURE:
+        request.inputs[batch_signature.WAVEFORMS_INPUT_KEY].CopyFrom(
+            tf.make_tensor_proto(samples[np.newaxis, :])
+        )
+        request.inputs[batch_signature.NUM_SAMPLES_INPUT_KEY].CopyFrom(
+            tf.make_tensor_proto(np.array([samples.size], dtype=np.int32))
+        )
+    else:
+        request.inputs[features.WAVEFORM_INPUT_KEY].CopyFrom(tf.make_tensor_proto(samples))
     return request
 
 
@@ -82,6 +104,9 @@ def parse_predict_response(
     response: predict_pb2.PredictResponse, class_names: Sequence[str] = features.DEFAULT_CLASS_NAMES
 ) -> Prediction:
     """Turns a PredictResponse of the accent model into a Prediction.
+
+    A ``serving_batch`` response (it has ``num_patches``) is read as its first
+    row, its patch probabilities cut to the clip's own patches.
 
     Args:
         response: The server's answer.
@@ -102,21 +127,107 @@ def parse_predict_response(
     if missing:
         raise ValueError(f"the server's response lacks outputs {missing}; it has {sorted(response.outputs)}")
     class_probabilities = tf.make_ndarray(response.outputs[features.CLASS_PROBABILITIES_OUTPUT_KEY])
+    accent = tf.make_ndarray(response.outputs[features.ACCENT_OUTPUT_KEY])
+    patch_probabilities = tf.make_ndarray(response.outputs[features.PATCH_PROBABILITIES_OUTPUT_KEY])
+    if batch_signature.NUM_PATCHES_OUTPUT_KEY in response.outputs:
+        num_patches = tf.make_ndarray(response.outputs[batch_signature.NUM_PATCHES_OUTPUT_KEY])
+        if num_patches.shape != (1,) or class_probabilities.ndim != 2 or patch_probabilities.ndim != 3:
+            raise ValueError(
+                f"the server returned a batched answer of {list(num_patches.shape)} rows; one was sent"
+            )
+        class_probabilities = class_probabilities[0]
+        accent = accent[0, ...]
+        patch_probabilities = patch_probabilities[0, : int(num_patches[0])]
     if class_probabilities.shape != (len(class_names),):
         raise ValueError(
             f"the server returned class probabilities of shape {list(class_probabilities.shape)}, "
             f"but the client knows {len(class_names)} classes: {list(class_names)}"
         )
-    accent = tf.make_ndarray(response.outputs[features.ACCENT_OUTPUT_KEY])
     return Prediction(
         accent=accent.item().decode("utf-8") if accent.dtype == object else str(accent.item()),
         class_probabilities={
             name: float(probability)
             for name, probability in zip(class_names, class_probabilities, strict=True)
         },
-        patch_probabilities=tf.make_ndarray(response.outputs[features.PATCH_PROBABILITIES_OUTPUT_KEY]),
+        patch_probabilities=patch_probabilities,
         model_version=response.model_spec.version.value,
     )
+
+
+def build_metadata_request(model_name: str) -> get_model_metadata_pb2.GetModelMetadataRequest:
+    """Builds the GetModelMetadataRequest that asks for the model's signature defs.
+
+    Args:
+        model_name: The name the model is served under.
+
+    Returns:
+        A request for the ``signature_def`` metadata field of the latest version.
+    """
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = model_name
+    request.metadata_field.append(SIGNATURE_DEF_METADATA_FIELD)
+    return request
+
+
+def signature_defs_of(
+    response: get_model_metadata_pb2.GetModelMetadataResponse,
+) -> get_model_metadata_pb2.SignatureDefMap:
+    """Returns the signature defs a GetModelMetadataResponse carries (none when it has no such field).
+
+    Args:
+        response: The server's answer to ``build_metadata_request``.
+
+    Returns:
+        The model's signature defs, by signature name.
+    """
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    if SIGNATURE_DEF_METADATA_FIELD in response.metadata:
+        response.metadata[SIGNATURE_DEF_METADATA_FIELD].Unpack(signature_defs)
+    return signature_defs
+
+
+def signature_for(signature_names: Iterable[str]) -> str:
+    """Returns the signature the project's clients call on a model with these signatures.
+
+    Args:
+        signature_names: The served model's signature names.
+
+    Returns:
+        ``serving_batch`` when the model has it (TF Serving with batching on can run only
+        that one), ``serving_default`` otherwise.
+    """
+    if batch_signature.BATCH_SIGNATURE in set(signature_names):
+        return batch_signature.BATCH_SIGNATURE
+    return features.SERVING_SIGNATURE
+
+
+def choose_signature(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    model_name: str,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> str:
+    """Asks the server which signatures the model has and returns the one to call.
+
+    Args:
+        stub: A PredictionService stub on an open channel.
+        model_name: The name the model is served under.
+        timeout: Deadline of the call, in seconds.
+
+    Returns:
+        ``serving_batch`` when the served model lists it, ``serving_default`` otherwise
+        (also when the server does not implement GetModelMetadata).
+
+    Raises:
+        grpc.RpcError: If the metadata call fails otherwise (the server is down, serves
+            no such model, or times out).
+    """
+    try:
+        response = stub.GetModelMetadata(build_metadata_request(model_name), timeout=timeout)
+    except grpc.RpcError as error:
+        if isinstance(error, grpc.Call) and error.code() is grpc.StatusCode.UNIMPLEMENTED:
+            return features.SERVING_SIGNATURE
+        raise
+    return signature_for(signature_defs_of(response).signature_def)
 
 
 def predict_waveform(
@@ -125,6 +236,7 @@ def predict_waveform(
     model_name: str,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     class_names: Sequence[str] = features.DEFAULT_CLASS_NAMES,
+    signature_name: str = features.SERVING_SIGNATURE,
 ) -> Prediction:
     """Asks TF Serving for the accent of one waveform.
 
@@ -134,6 +246,7 @@ def predict_waveform(
         model_name: The name the model is served under.
         timeout: Deadline of the call, in seconds.
         class_names: Class names in the order of the ``class_probabilities`` vector.
+        signature_name: ``serving_default``, or ``serving_batch`` for TF Serving with batching on.
 
     Returns:
         The prediction.
@@ -142,7 +255,7 @@ def predict_waveform(
         grpc.RpcError: If the call fails (the server is down, rejects the request, or times out).
         ValueError: If the waveform is not 1-D or empty, or the response does not fit the contract.
     """
-    request = build_predict_request(waveform, model_name)
+    request = build_predict_request(waveform, model_name, signature_name)
     response = stub.Predict(request, timeout=timeout)
     return parse_predict_response(response, class_names)
 
@@ -164,6 +277,7 @@ def predict_file(
     server: str,
     model_name: str,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    signature_name: str = features.SERVING_SIGNATURE,
 ) -> Prediction:
     """Reads, decodes and scores one audio file.
 
@@ -173,6 +287,7 @@ def predict_file(
         server: "HOST:PORT" of the server, for messages.
         model_name: The name the model is served under.
         timeout: Deadline of the call, in seconds.
+        signature_name: ``serving_default``, or ``serving_batch`` for TF Serving with batching on.
 
     Returns:
         The prediction.
@@ -199,11 +314,27 @@ def predict_file(
     if waveform.size == 0:
         raise PredictionError(f"cannot score {path}: it holds no audio samples")
     try:
-        return predict_waveform(stub, waveform, model_name, timeout)
+        return predict_waveform(stub, waveform, model_name, timeout, signature_name=signature_name)
     except grpc.RpcError as error:
         raise PredictionError(_describe_rpc_error(error, server, path, timeout)) from error
     except ValueError as error:
         raise PredictionError(f"unexpected answer from TF Serving at {server} for {path}: {error}") from error
+
+
+def _choose_signature_for_file(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    server: str,
+    model_name: str,
+    path: str,
+    timeout: float,
+) -> str:
+    """``choose_signature``, its failure reported as the file's ``PredictionError``."""
+    try:
+        signature_name = choose_signature(stub, model_name, timeout)
+    except grpc.RpcError as error:
+        raise PredictionError(_describe_rpc_error(error, server, path, timeout)) from error
+    logger.info("Calling signature %s of model %s at %s", signature_name, model_name, server)
+    return signature_name
 
 
 def prediction_to_json(path: str, model_name: str, prediction: Prediction) -> dict[str, Any]:
@@ -257,12 +388,16 @@ def predict_files(
     output_json: bool,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     stream: TextIO | None = None,
+    signature_name: str | None = None,
 ) -> int:
     """Scores audio files with TF Serving and prints one result per file; backs ``accent-pipeline predict``.
 
     A file that cannot be read, decoded or scored is reported on stderr (and,
     with ``output_json``, as ``{"file": ..., "error": ...}``) and the next file
-    is tried.
+    is tried. Unless ``signature_name`` forces one, the signature is chosen
+    once (``choose_signature``), before the first file is sent; if that
+    metadata call fails, the file is reported with the error and the next
+    file asks again.
 
     Args:
         paths: Audio files.
@@ -271,6 +406,8 @@ def predict_files(
         output_json: Print one JSON object per line and file instead of a table.
         timeout_seconds: Deadline of each call, in seconds.
         stream: Where results go; standard output when None.
+        signature_name: ``serving_default`` or ``serving_batch`` to force one; None (the default)
+            calls ``serving_batch`` when the served model lists it, ``serving_default`` otherwise.
 
     Returns:
         The number of files that could not be scored.
@@ -284,9 +421,16 @@ def predict_files(
     num_failed = 0
     with grpc.insecure_channel(server, options=grpc_message_options()) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        chosen_signature = signature_name
         for path in paths:
             try:
-                prediction = predict_file(stub, path, server, model_name, timeout_seconds)
+                if chosen_signature is None:
+                    chosen_signature = _choose_signature_for_file(
+                        stub, server, model_name, path, timeout_seconds
+                    )
+                prediction = predict_file(
+                    stub, path, server, model_name, timeout_seconds, signature_name=chosen_signature
+                )
             except PredictionError as error:
                 num_failed += 1
                 print(f"error: {error}", file=sys.stderr, flush=True)

@@ -26,7 +26,13 @@ from types import FrameType
 
 from components.errors import AccentPipelineError, InvalidArgumentError
 from components.serving import server
-from components.serving.defaults import DEFAULT_HOST, DEFAULT_MAX_AUDIO_SECONDS, DEFAULT_MAX_IN_FLIGHT
+from components.serving.defaults import (
+    DEFAULT_BATCH_TIMEOUT_MS,
+    DEFAULT_HOST,
+    DEFAULT_MAX_AUDIO_SECONDS,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_IN_FLIGHT,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +130,8 @@ def serve(
     host: str = DEFAULT_HOST,
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    batch_timeout_ms: float = DEFAULT_BATCH_TIMEOUT_MS,
 ) -> None:
     """Serves the model until SIGTERM or SIGINT; backs ``accent-pipeline serve``.
 
@@ -145,6 +153,10 @@ def serve(
         host: Address the project's server listens on; loopback only by default.
         max_audio_seconds: Longest audio a Predict may send to the project's server, in seconds.
         max_in_flight: Most model calls the project's server runs at once.
+        max_batch_size: Most concurrent requests the project's server answers with one batched
+            model call; 1 turns batching off. TF Serving's binary batches only with its own
+            ``--enable_batching`` and a batching parameters file (see ``kubernetes/``).
+        batch_timeout_ms: Longest wait of the project's server's batches for more requests.
 
     Raises:
         InvalidArgumentError: If the base path is not a directory.
@@ -159,8 +171,8 @@ def serve(
             logger.warning(
                 "%s cannot bind to one host: its gRPC port listens on every interface (0.0.0.0:%d), not "
                 "only on --host %s. Block the port with a firewall, or take %s off PATH to use the "
-                "project's server, which honours --host. --max-audio-seconds and --max-in-flight do not "
-                "apply to it either.",
+                "project's server, which honours --host. --max-audio-seconds, --max-in-flight, "
+                "--max-batch-size and --batch-timeout-ms do not apply to it either.",
                 MODEL_SERVER_BINARY,
                 port,
                 host,
@@ -191,6 +203,8 @@ def serve(
                 max_message_bytes=max_message_bytes,
                 max_audio_seconds=max_audio_seconds,
                 max_in_flight=max_in_flight,
+                max_batch_size=max_batch_size,
+                batch_timeout_ms=batch_timeout_ms,
             )
         except OSError as error:
             raise ModelServerError(str(error)) from error

@@ -17,6 +17,11 @@ Limits, so that no request can take the server down:
   ``max_audio_seconds`` of float32 audio needs plus 4 MiB.
 * Address: the server listens on ``host``, 127.0.0.1 by default.
 * Shutdown: in-flight requests get ``DEFAULT_SHUTDOWN_GRACE_SECONDS`` to finish.
+
+Batching: concurrent ``serving_default`` requests are answered by one call of
+the model's batched signature, up to ``max_batch_size`` requests waiting at
+most ``batch_timeout_ms`` for one another (``batching``); each still holds one
+of the ``max_in_flight`` slots.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from concurrent import futures
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from components.serving.defaults import DEFAULT_HOST
+from components.serving.defaults import DEFAULT_BATCH_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_MAX_BATCH_SIZE
 from components.serving.grpc_options import grpc_message_options, max_message_bytes_for_audio
 from components.serving.inputs import DEFAULT_MAX_AUDIO_SECONDS, InputLimits
 from components.serving.model_manager import ModelManager
@@ -112,6 +117,8 @@ def start_server(
     max_workers: int | None = None,
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    batch_timeout_ms: float = DEFAULT_BATCH_TIMEOUT_MS,
 ) -> RunningServer:
     """Starts the project's gRPC server in background threads.
 
@@ -130,6 +137,8 @@ def start_server(
         max_workers: Request threads; None for ``worker_count(max_in_flight)``.
         max_audio_seconds: Longest audio a Predict may send, in seconds at 16 kHz.
         max_in_flight: Most model calls running at once; a Predict beyond them gets RESOURCE_EXHAUSTED.
+        max_batch_size: Most concurrent requests answered by one batched model call; 1 turns batching off.
+        batch_timeout_ms: Longest wait of a batch for more requests, in milliseconds.
 
     Returns:
         The running server; call ``stop()`` when done.
@@ -142,6 +151,10 @@ def start_server(
         raise ValueError(f"max_audio_seconds must be positive, got {max_audio_seconds}")
     if max_in_flight <= 0:
         raise ValueError(f"max_in_flight must be positive, got {max_in_flight}")
+    if max_batch_size < 1:
+        raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+    if batch_timeout_ms < 0 or not math.isfinite(batch_timeout_ms):
+        raise ValueError(f"batch_timeout_ms must be a finite number >= 0, got {batch_timeout_ms}")
     if max_message_bytes is None:
         max_message_bytes = max_message_bytes_for_audio(max_audio_seconds)
     if max_message_bytes <= 0:
@@ -152,7 +165,13 @@ def start_server(
         raise ValueError(f"max_workers must be positive, got {max_workers}")
     input_limits = InputLimits.for_audio_seconds(max_audio_seconds, max_message_bytes)
     manager = ModelManager(model_base_path, model_name, poll_wait_seconds=poll_wait_seconds)
-    prediction_servicer = PredictionServicer(manager, max_in_flight=max_in_flight, input_limits=input_limits)
+    prediction_servicer = PredictionServicer(
+        manager,
+        max_in_flight=max_in_flight,
+        input_limits=input_limits,
+        max_batch_size=max_batch_size,
+        batch_timeout_ms=batch_timeout_ms,
+    )
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="serving"),
         options=[*grpc_message_options(max_message_bytes), ("grpc.so_reuseport", 0)],
@@ -171,7 +190,7 @@ def start_server(
     grpc_server.start()
     logger.info(
         "Serving model %r from %s over gRPC on %s:%d (max audio %g s, max message %d bytes, "
-        "%d model calls in flight, %d request threads)",
+        "%d model calls in flight, batches of up to %d requests waiting up to %g ms, %d request threads)",
         model_name,
         manager.model_base_path,
         host,
@@ -179,6 +198,8 @@ def start_server(
         max_audio_seconds,
         max_message_bytes,
         max_in_flight,
+        max_batch_size,
+        batch_timeout_ms,
         max_workers,
     )
     return RunningServer(

@@ -12,9 +12,11 @@ Each method is a thin layer over ``rpc.run_rpc`` (status codes, log line),
 exists here that TF Serving lacks: a new endpoint is a new signature of the
 served model, reached through ``Predict``.
 
-Concurrent work: at most ``max_in_flight`` model calls run at once
-(``DEFAULT_MAX_IN_FLIGHT``); a Predict beyond that gets RESOURCE_EXHAUSTED at
-once instead of queueing. A Predict whose client has cancelled or whose
+Concurrent work: at most ``max_in_flight`` requests hold a model call slot at
+once (``DEFAULT_MAX_IN_FLIGHT``); a Predict beyond that gets RESOURCE_EXHAUSTED
+at once instead of queueing. Concurrent ``serving_default`` requests are
+batched into one model call (``batching.RequestBatcher``); each of them keeps
+its slot until it is answered. A Predict whose client has cancelled or whose
 deadline has passed is not started (CANCELLED). A model call that has started
 runs to its end: TensorFlow 2.16 has no per-call cancellation that is safe
 across threads; the in-flight cap and the audio limit bound what such a call
@@ -38,7 +40,13 @@ from tensorflow_serving.apis import (
 from typing_extensions import override
 
 from components import features
-from components.serving.defaults import DEFAULT_MAX_IN_FLIGHT
+from components.serving import batching
+from components.serving.batching import RequestBatcher
+from components.serving.defaults import (
+    DEFAULT_BATCH_TIMEOUT_MS,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_IN_FLIGHT,
+)
 from components.serving.inputs import DEFAULT_INPUT_LIMITS, InputLimits, check_inputs, decode_inputs
 from components.serving.model_lookup import ModelLookup
 from components.serving.model_manager import ModelManager
@@ -64,16 +72,20 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         manager: ModelManager,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        batch_timeout_ms: float = DEFAULT_BATCH_TIMEOUT_MS,
     ) -> None:
         """Creates the service.
 
         Args:
             manager: The manager that loads the model's versions.
-            max_in_flight: Most model calls running at once; a Predict beyond them is refused.
+            max_in_flight: Most requests holding a model call slot at once; a Predict beyond them is refused.
             input_limits: How large a request's inputs may be.
+            max_batch_size: Most requests answered by one batched model call; 1 turns batching off.
+            batch_timeout_ms: Longest wait of a batch for more requests, in milliseconds.
 
         Raises:
-            ValueError: If ``max_in_flight`` is not positive.
+            ValueError: If ``max_in_flight``, ``max_batch_size`` or ``batch_timeout_ms`` is invalid.
         """
         if max_in_flight <= 0:
             raise ValueError(f"max_in_flight must be positive, got {max_in_flight}")
@@ -82,6 +94,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.max_in_flight = max_in_flight
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self.batcher = RequestBatcher(
+            max_batch_size=max_batch_size,
+            batch_timeout_seconds=batch_timeout_ms / 1000.0,
+            admitted_requests=lambda: self.in_flight_model_calls,
+        )
 
     @property
     def in_flight_model_calls(self) -> int:
@@ -139,7 +156,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             inputs = decode_inputs(request.inputs, input_specs, self._input_limits)
             _raise_if_dead(context, "while it waited")
-            outputs = signature(**inputs)
+            waveform = self.batcher.batchable_waveform(model, signature_name, inputs)
+            if waveform is not None:
+                outputs = self.batcher.predict(model, waveform, context)
+                if signature_name != features.SERVING_SIGNATURE:
+                    outputs = batching.as_one_row_batch(outputs)
+            else:
+                outputs = {name: tensor.numpy() for name, tensor in signature(**inputs).items()}
         finally:
             self._release_model_call_slot()
         response = predict_pb2.PredictResponse()
@@ -147,7 +170,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = model.version
         response.model_spec.signature_name = signature_name
         for output_name in request.output_filter or output_names:
-            response.outputs[output_name].CopyFrom(tf.make_tensor_proto(outputs[output_name].numpy()))
+            response.outputs[output_name].CopyFrom(tf.make_tensor_proto(outputs[output_name]))
         return response
 
     @override

@@ -26,6 +26,15 @@ logger = logging.getLogger(__name__)
 # Records read in one parsing batch when counting labels or gathering clips.
 _COUNTING_BATCH_SIZE = 4096
 
+# Records parsed in one call when the parsed patches are kept in memory.
+_CACHING_PARSE_BATCH_SIZE = 1024
+
+# A split whose TFRecord files total at most this many bytes is parsed once and its patches kept in
+# memory (a patch is 4 KiB: OpenSLR-83's 233k patches are about 1 GiB, within the Trainer's 8 GB), so
+# that every epoch after the first shuffles and batches tensors in memory instead of reading and parsing
+# the files again. A larger split is streamed from its files every epoch. See README, Benchmarks.
+DEFAULT_CACHE_BUDGET_BYTES = 2 * 2**30
+
 
 def embedding_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
     """Returns the parsing spec of the model input alone.
@@ -110,8 +119,15 @@ def make_training_dataset(
     seed: int = 0,
     shuffle_buffer_size: int = 10_000,
     num_records: int | None = None,
+    cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
 ) -> tf.data.Dataset:
     """Builds a dataset of ``(embedding batch, one-hot label batch)`` pairs.
+
+    A split whose files total at most ``cache_budget_bytes`` is read and parsed
+    once, in large batches, during the first epoch, and its parsed patches are
+    kept in memory for the later ones; a larger split is read, shuffled as
+    serialized records and parsed batch by batch on every epoch. Both give the
+    same patches; with ``shuffle`` both use a buffer of ``shuffle_buffer_size``.
 
     Args:
         file_patterns: Glob pattern(s) of TFRecord files (plain or ``.gz``) of per-patch tf.Examples.
@@ -122,6 +138,8 @@ def make_training_dataset(
         shuffle_buffer_size: Records held by the shuffle buffer.
         num_records: The number of records, if known (e.g. from ``count_labels``): it
             lets Keras know the number of steps per epoch.
+        cache_budget_bytes: Largest total size of the files whose parsed patches are kept
+            in memory; 0 streams every split from its files.
 
     Returns:
         A dataset of ``(embeddings float32 [batch, 1024], one-hot labels float32 [batch, num_classes])``.
@@ -131,11 +149,10 @@ def make_training_dataset(
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    dataset = _record_dataset(resolve_files(file_patterns))
+    files = resolve_files(file_patterns)
+    dataset = _record_dataset(files)
     if num_records is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_records))
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     feature_spec = training_feature_spec()
 
     def _parse(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -143,6 +160,26 @@ def make_training_dataset(
         one_hot_labels = tf.one_hot(parsed[features.LABEL_KEY], depth=num_classes, dtype=tf.float32)
         return parsed[features.EMBEDDING_KEY], one_hot_labels
 
+    files_bytes = sum(tf.io.gfile.stat(path).length for path in files)
+    if files_bytes <= cache_budget_bytes:
+        logger.info(
+            "Keeping the parsed patches of %d files (%d bytes) in memory after the first epoch",
+            len(files),
+            files_bytes,
+        )
+        dataset = (
+            dataset.batch(_CACHING_PARSE_BATCH_SIZE)
+            .map(_parse, num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch()
+            .cache()
+        )
+        if num_records is not None:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_records))
+        if shuffle:
+            dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     return (
         dataset.batch(batch_size).map(_parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     )

@@ -5,6 +5,12 @@ using Transfer Learning"): a dense network over one 1024-d YAMNet embedding per
 patch, trained with class weights that balance the patch counts of the classes
 and early stopping on validation AUC. ``run_fn`` exports it together with
 YAMNet (see ``components/trainer/export.py``), so the served model takes raw audio.
+
+When the Tuner ran (``FnArgs.hyperparameters`` set), its best hyperparameters
+choose the hidden layers, their dropouts and the learning rate
+(``config.ClassifierArchitecture``); otherwise the network is the reference's.
+The trained classifier alone is also saved as ``classifier.keras`` in the
+model run directory, so its architecture can be read back.
 """
 
 from __future__ import annotations
@@ -18,10 +24,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components import clip_accuracy, features
+from components import clip_metrics, features
 from components.errors import InvalidArgumentError
 from components.trainer import data, export
-from components.trainer.config import TrainerConfig
+from components.trainer.config import (
+    REFERENCE_HIDDEN_BLOCKS,
+    ClassifierArchitecture,
+    TrainerConfig,
+    describe_blocks,
+)
 
 if TYPE_CHECKING:
     from tfx import v1 as tfx
@@ -37,43 +48,46 @@ EARLY_STOPPING_MONITOR = "val_auc"
 # File, in FnArgs.model_run_dir, of clip-level metrics on the eval split.
 CLIP_METRICS_FILENAME = "clip_metrics.json"
 
-# The reference model's hidden layers: (units, dropout rate) of each dense block.
-_HIDDEN_BLOCKS: tuple[tuple[int, float], ...] = ((256, 0.15), (384, 0.2), (192, 0.25), (384, 0.2))
+# File, in FnArgs.model_run_dir, of the trained classifier alone (Keras format: architecture and weights).
+CLASSIFIER_FILENAME = "classifier.keras"
 
 
 def build_model(
     num_classes: int = len(features.DEFAULT_CLASS_NAMES),
     learning_rate: float = TrainerConfig.learning_rate,
+    hidden_blocks: Sequence[tuple[int, float]] = REFERENCE_HIDDEN_BLOCKS,
 ) -> keras.Model:
-    """Builds and compiles the keras-io reference classifier.
+    """Builds and compiles the dense classifier, by default the keras-io reference.
 
-    Input ``embedding`` (1024) -> four ReLU dense layers (256, 384, 192, 384),
-    each followed by dropout (0.15, 0.2, 0.25, 0.2) -> softmax over the classes.
-    Adam, categorical cross-entropy on one-hot labels, metrics accuracy and AUC.
+    Input ``embedding`` (1024) -> ReLU dense layers ``dense_<n>``, each followed
+    by dropout ``dropout_<n>`` (the reference: 256, 384, 192, 384 units with
+    dropout 0.15, 0.2, 0.25, 0.2) -> softmax over the classes. Adam,
+    categorical cross-entropy on one-hot labels, metrics accuracy and AUC.
 
     Args:
         num_classes: Number of classes (size of the softmax).
         learning_rate: Adam's learning rate.
+        hidden_blocks: (units, dropout rate) of each hidden layer.
 
     Returns:
         The compiled functional Keras model.
 
     Raises:
-        ValueError: If ``num_classes`` < 2 or ``learning_rate`` is not positive.
+        InvalidArgumentError: If ``num_classes`` < 2, ``learning_rate`` is not positive or
+            ``hidden_blocks`` is empty or invalid.
     """
     if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+        raise InvalidArgumentError(f"num_classes must be at least 2, got {num_classes}")
+    architecture = ClassifierArchitecture(hidden_blocks=tuple(hidden_blocks), learning_rate=learning_rate)
     inputs = keras.Input(shape=(features.EMBEDDING_SIZE,), name=features.EMBEDDING_KEY)
     hidden = inputs
-    for block_number, (units, dropout_rate) in enumerate(_HIDDEN_BLOCKS, start=1):
+    for block_number, (units, dropout_rate) in enumerate(architecture.hidden_blocks, start=1):
         hidden = keras.layers.Dense(units, activation="relu", name=f"dense_{block_number}")(hidden)
         hidden = keras.layers.Dropout(dropout_rate, name=f"dropout_{block_number}")(hidden)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_LAYER_NAME)(hidden)
     model = keras.Model(inputs=inputs, outputs=outputs, name="accent_recognition")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=architecture.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(),
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
     )
@@ -149,7 +163,7 @@ def _write_clip_metrics(
     patch_probabilities = classifier.predict(
         patches[features.EMBEDDING_KEY], batch_size=batch_size, verbose=0
     )
-    metrics = clip_accuracy.clip_accuracy(
+    metrics = clip_metrics.clip_metrics(
         patch_probabilities,
         patches[features.LABEL_KEY],
         patches[features.CLIP_ID_KEY],
@@ -163,6 +177,52 @@ def _write_clip_metrics(
     return metrics
 
 
+def classifier_architecture(
+    hyperparameters: Mapping[str, object] | None, config: TrainerConfig
+) -> ClassifierArchitecture:
+    """The architecture to train: the Tuner's best hyperparameters if it ran, else the reference.
+
+    Args:
+        hyperparameters: ``FnArgs.hyperparameters`` (the Tuner's ``best_hyperparameters``), or None.
+        config: The Trainer's config, whose learning rate the reference uses.
+
+    Returns:
+        The hidden layers and learning rate.
+
+    Raises:
+        InvalidArgumentError: If the hyperparameters lack a value or hold an invalid one.
+    """
+    if not hyperparameters:
+        architecture = ClassifierArchitecture(REFERENCE_HIDDEN_BLOCKS, config.learning_rate)
+        logger.info("No Tuner hyperparameters: building the reference model")
+        return architecture
+    architecture = ClassifierArchitecture.from_tuner_hyperparameters(hyperparameters)
+    logger.info(
+        "Building the Tuner's best model: %s; learning rate %g (the Tuner's, not --learning-rate)",
+        describe_blocks(architecture.hidden_blocks),
+        architecture.learning_rate,
+    )
+    return architecture
+
+
+def save_classifier(classifier: keras.Model, model_run_dir: str) -> str:
+    """Saves the classifier alone (``CLASSIFIER_FILENAME``) in the model run dir, for its architecture.
+
+    Args:
+        classifier: The trained classifier.
+        model_run_dir: ``FnArgs.model_run_dir`` (a local path or a remote URI).
+
+    Returns:
+        The saved file's path.
+    """
+    tf.io.gfile.makedirs(model_run_dir)
+    path = f"{model_run_dir.rstrip('/')}/{CLASSIFIER_FILENAME}"
+    # Keras writes .keras files through its own file API, which takes remote URIs as well.
+    classifier.save(path)
+    logger.info("Saved the classifier to %s", path)
+    return path
+
+
 # TFX Trainer will call this function.
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains the accent classifier and exports it with YAMNet for serving.
@@ -170,7 +230,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     Args:
         fn_args: The Trainer's arguments. Uses ``train_files``, ``eval_files``,
             ``serving_model_dir``, ``model_run_dir``, ``base_model`` (the YAMNet
-            SavedModel directory) and ``custom_config`` (``TrainerConfig.to_custom_config``).
+            SavedModel directory), ``custom_config`` (``TrainerConfig.to_custom_config``) and
+            ``hyperparameters`` (the Tuner's best, or None to build the reference model).
 
     Raises:
         InvalidArgumentError: If the custom_config is invalid or the base model is missing.
@@ -199,7 +260,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         fn_args.eval_files, num_classes, batch_size, shuffle=False, num_records=int(eval_counts.sum())
     )
 
-    model = build_model(num_classes, config.learning_rate)
+    architecture = classifier_architecture(fn_args.hyperparameters, config)
+    model = build_model(num_classes, architecture.learning_rate, architecture.hidden_blocks)
     model.summary(print_fn=logger.info)
     callbacks = [
         keras.callbacks.EarlyStopping(
@@ -241,6 +303,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         seed=seed,
     )
 
+    save_classifier(model, fn_args.model_run_dir)
     _write_clip_metrics(model, fn_args.eval_files, class_names, batch_size, fn_args.model_run_dir)
     export.export_serving_model(model, fn_args.base_model, class_names, fn_args.serving_model_dir)
     logger.info("Exported the served model to %s", fn_args.serving_model_dir)

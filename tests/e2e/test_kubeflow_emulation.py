@@ -18,10 +18,11 @@ import tensorflow as tf
 
 from components import demo_corpus, features
 from pipeline import cli
+from pipeline.pipeline import COMPONENT_IDS as EVERY_COMPONENT_ID
 from pipeline.pipeline import (
-    COMPONENT_IDS,
     EVALUATOR_ID,
     MODEL_CARD_GENERATOR_ID,
+    OPTIONAL_COMPONENT_IDS,
     PUSHER_ID,
     UNCACHED_COMPONENT_IDS,
 )
@@ -29,6 +30,9 @@ from tests.kfp_emulator import KfpEmulator, TaskRecord
 from tests.kubeflow_commands import MOUNT_FLAGS, PVC_MOUNTS, STEP_PATH_FLAGS, compile_command
 
 pytestmark = pytest.mark.e2e
+
+# The steps of a pipeline compiled without optional steps (no --tune).
+COMPONENT_IDS = tuple(step for step in EVERY_COMPONENT_ID if step not in OPTIONAL_COMPONENT_IDS)
 
 PIPELINE_ROOT = "minio://mlpipeline/accent"
 SETTINGS = ["--yamnet", "offline", "--split", "utterance", "--eval-fraction", "0.25", "--epochs", "8"]
@@ -112,6 +116,17 @@ def test_first_run_pushes_a_model_with_no_baseline(cluster: dict, first_run: dic
     card = first_run[MODEL_CARD_GENERATOR_ID].outputs["model_card"]
     assert (cluster["store"] / card.uri.removeprefix("minio://") / "model_card.html").is_file()
     assert card.custom_properties["blessed"] == 1.0
+    # The page the KFP UI renders inline: a system.HTML artifact whose URI is one object of HTML.
+    page = first_run[MODEL_CARD_GENERATOR_ID].outputs["model_card_page"]
+    assert page.type_title == "system.HTML"
+    # The UI lists only system.HTML artifacts that have a display name (MetricsVisualizations.tsx).
+    assert page.custom_properties["display_name"]
+    page_object = cluster["store"] / page.uri.removeprefix("minio://")
+    assert page_object.is_file()
+    assert (
+        page_object.read_text()
+        == (cluster["store"] / card.uri.removeprefix("minio://") / "model_card.html").read_text()
+    )
 
 
 def test_artifacts_live_in_the_object_store_under_kfps_layout(

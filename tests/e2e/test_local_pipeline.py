@@ -9,36 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import audio, demo_corpus, features
+from components import audio, features
 from pipeline import cli, configs, run_summary
-from pipeline.pipeline import COMPONENT_IDS
+from pipeline.pipeline import COMPONENT_IDS, OPTIONAL_COMPONENT_IDS
+from tests.e2e.conftest import run_pipeline
 
 pytestmark = pytest.mark.e2e
 
-ALL_COMPONENTS = set(COMPONENT_IDS)
-
-
-def _run(corpus: Path, output: Path, *extra: str) -> int:
-    return cli.main(
-        [
-            "run",
-            "--corpus",
-            str(corpus),
-            "--output",
-            str(output),
-            "--yamnet",
-            "offline",
-            "--split",
-            "utterance",
-            "--eval-fraction",
-            "0.25",
-            "--epochs",
-            "8",
-            "--batch-size",
-            "16",
-            *extra,
-        ]
-    )
+# The steps of a run without optional steps (no --tune).
+ALL_COMPONENTS = set(COMPONENT_IDS) - OPTIONAL_COMPONENT_IDS
 
 
 def _versions(output: Path) -> list[str]:
@@ -48,20 +27,6 @@ def _versions(output: Path) -> list[str]:
 
 def _latest_run(output: Path) -> dict[str, run_summary.ComponentRun]:
     return run_summary.latest_run(run_summary.open_store(str(output / "metadata.sqlite")))
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("demo_corpus")
-    demo_corpus.write_demo_corpus(str(directory), clips_per_speaker=3)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def first_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("run")
-    assert _run(corpus, output, "--learning-rate", "0.002", "--min-auc", "0") == 0
-    return output
 
 
 def test_every_component_executed_and_is_recorded_in_ml_metadata(first_run: Path) -> None:
@@ -105,6 +70,12 @@ def test_pushed_version_carries_its_model_card(first_run: Path, capsys: pytest.C
     for name in ("model_card.html", "README.md", "model_card.json"):
         assert (carried / name).read_bytes() == (card_dir / name).read_bytes()
     assert "NOT blessed" not in (carried / "model_card.html").read_text()
+    # The page the Kubeflow UI renders: ML Metadata types it system.HTML; its URI is the HTML file itself.
+    store = run_summary.open_store(str(first_run / "metadata.sqlite"))
+    [page] = _latest_run(first_run)["ModelCardGenerator"].outputs["model_card_page"]
+    [page_type] = store.get_artifact_types_by_id([page.type_id])
+    assert page_type.name == "system.HTML"
+    assert Path(page.uri).read_bytes() == (card_dir / "model_card.html").read_bytes()
     capsys.readouterr()
     assert cli.main(["report", str(first_run)]) == 0
     report = capsys.readouterr().out.splitlines()
@@ -115,7 +86,7 @@ def test_pushed_version_carries_its_model_card(first_run: Path, capsys: pytest.C
 
 def test_rerun_with_unchanged_corpus_reuses_the_cached_embeddings(first_run: Path, corpus: Path) -> None:
     first_examples = _latest_run(first_run)["EmbeddingGen"].outputs["examples"][0].uri
-    assert _run(corpus, first_run, "--learning-rate", "0.002", "--min-auc", "0") == 0
+    assert run_pipeline(corpus, first_run, "--learning-rate", "0.002", "--min-auc", "0") == 0
     rerun = _latest_run(first_run)
     assert rerun["EmbeddingGen"].state == "cached"
     assert rerun["EmbeddingGen"].outputs["examples"][0].uri == first_examples
@@ -125,7 +96,7 @@ def test_rerun_with_unchanged_corpus_reuses_the_cached_embeddings(first_run: Pat
 def test_worse_model_is_not_blessed_and_not_pushed(first_run: Path, corpus: Path) -> None:
     versions_before = _versions(first_run)
     # A tiny learning rate leaves the classifier near its seeded initial weights: worse than the blessed one.
-    assert _run(corpus, first_run, "--learning-rate", "1e-9", "--min-auc", "0") == 0
+    assert run_pipeline(corpus, first_run, "--learning-rate", "1e-9", "--min-auc", "0") == 0
     runs = _latest_run(first_run)
     assert runs["Trainer"].state == "complete"
     blessing = runs["Evaluator"].outputs["blessing"][0]

@@ -7,35 +7,27 @@ from pathlib import Path
 import pytest
 
 from components import corpus
-from pipeline import cli, run_summary
+from pipeline import run_summary
 from tests import corpus_builders
+from tests.e2e.conftest import run_pipeline
 
 pytestmark = pytest.mark.e2e
 
 
 def _run(corpus_root: str, output: Path, max_bad_fraction: float) -> int:
-    return cli.main(
-        [
-            "run",
-            "--corpus",
-            corpus_root,
-            "--output",
-            str(output),
-            "--yamnet",
-            "offline",
-            "--split",
-            "utterance",
-            "--eval-fraction",
-            "0.3",
-            "--epochs",
-            "2",
-            "--min-auc",
-            "0",
-            "--max-bad-fraction",
-            str(max_bad_fraction),
-            "--max-clip-seconds",
-            str(corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS),
-        ]
+    return run_pipeline(
+        corpus_root,
+        output,
+        "--eval-fraction",
+        "0.3",
+        "--epochs",
+        "2",
+        "--min-auc",
+        "0",
+        "--max-bad-fraction",
+        str(max_bad_fraction),
+        "--max-clip-seconds",
+        str(corpus_builders.BAD_CORPUS_MAX_CLIP_SECONDS),
     )
 
 

@@ -306,15 +306,16 @@ def test_dockerfile_builds_from_tfx_and_installs_the_whole_package() -> None:
     assert {"pipeline", "components", "schemas"} <= copied
     runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
     assert any(
-        "pip install --no-cache-dir . && pip install --no-cache-dir -r requirements-post.txt"
+        'pip install --no-cache-dir "./[web]" && pip install --no-cache-dir -r requirements-post.txt'
         " && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt" in run
         for run in runs
     )
     for source in copied:
         assert (REPO_ROOT / source).exists(), f"the Dockerfile copies {source}, which does not exist"
-    assert not any("[" in run for run in runs), (
-        "the pipeline image installs no extra (the demo corpus is dev only)"
-    )
+    # The image runs the steps, serving's tools and the web page (kubernetes/base/web-deployment.yaml);
+    # the demo corpus and the tests are dev only.
+    installed_extras = {extra for run in runs for extra in re.findall(r"\./?\[([^\]]*)\]", run)}
+    assert installed_extras == {"web"}, installed_extras
 
 
 def test_dockerignore_keeps_local_state_out_and_the_package_in() -> None:
@@ -409,7 +410,11 @@ def test_selectors_match_the_serving_pods(
     deployment = _one(documents, "Deployment", "accent-serving")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert _labels_match(deployment["spec"]["selector"]["matchLabels"], pod_labels)
-    services = _find(documents, "Service")
+    services = [
+        service
+        for service in _find(documents, "Service")
+        if service["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"
+    ]
     assert {service["metadata"]["name"] for service in services} == {
         "accent-serving",
         "accent-serving-headless",
@@ -633,3 +638,31 @@ def test_probe_fails_while_nothing_listens(overlay_documents: dict[str, list[dic
         check=False,
     )
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_web_page_is_a_labelled_serving_client_locked_down_like_serving(
+    overlay: str, overlay_documents: dict[str, list[dict[str, Any]]]
+) -> None:
+    documents = overlay_documents[overlay]
+    web = _one(documents, "Deployment", "accent-web")
+    serving = _one(documents, "Deployment", "accent-serving")
+    web_pod, serving_pod = web["spec"]["template"]["spec"], serving["spec"]["template"]["spec"]
+    assert web["spec"]["template"]["metadata"]["labels"][CLIENT_LABEL[0]] == CLIENT_LABEL[1]
+    assert web_pod["securityContext"] == serving_pod["securityContext"]
+    assert web_pod["containers"][0]["securityContext"] == serving_pod["containers"][0]["securityContext"]
+    assert web_pod["automountServiceAccountToken"] is False
+    arguments = web_pod["containers"][0]["args"]
+    assert arguments[0] == "web"
+    assert (
+        f"--server=accent-serving.{NAMESPACE}.svc.cluster.local:{serving_defaults.DEFAULT_PORT}" in arguments
+    )
+    service = _one(documents, "Service", "accent-web")
+    assert _labels_match(service["spec"]["selector"], web["spec"]["template"]["metadata"]["labels"])
+    policies = [
+        policy
+        for policy in _find(documents, "NetworkPolicy")
+        if policy["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == "accent-web"
+    ]
+    assert len(policies) == 1
+    assert [port["port"] for port in policies[0]["spec"]["ingress"][0]["ports"]] == [8080]

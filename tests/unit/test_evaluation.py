@@ -17,7 +17,7 @@ from tensorflow_model_analysis.metrics import metric_types
 from tfx_bsl.public import tfxio
 from tfx_bsl.tfxio import tensor_adapter
 
-from components import clip_accuracy, evaluation, evaluation_metrics, features
+from components import clip_metrics, evaluation, evaluation_metrics, features
 from components.trainer import model
 from schemas import SCHEMA_PATH
 from tests.unit import trainer_testing
@@ -51,7 +51,7 @@ def test_eval_config_has_the_metrics_and_per_class_auc() -> None:
             "SparseCategoricalAccuracy",
             "MultiClassConfusionMatrixPlot",
             "PresentClassMacroAUC",
-            "ClipAccuracy",
+            "ClipLevelMetrics",
         ],
         ["AUC", "ConfusionMatrixPlot"],
     ]
@@ -209,7 +209,7 @@ def test_present_class_macro_auc_combiner_matches_per_class_pairwise_auc() -> No
 
 def test_clip_accuracy_combiner_groups_speech_patches_by_clip() -> None:
     class_names = ("Irish", "Welsh", features.NOT_SPEECH_CLASS_NAME)
-    (computation,) = evaluation_metrics.ClipAccuracy(class_names=class_names).computations()
+    (computation,) = evaluation_metrics.ClipLevelMetrics(class_names=class_names).computations()
     elements = [
         _inputs(0, [0.6, 0.4, 0.0], "a", "Irish"),
         _inputs(0, [0.3, 0.7, 0.0], "b", "Welsh"),  # clip b is Welsh; its first patch is labelled so.
@@ -222,7 +222,14 @@ def test_clip_accuracy_combiner_groups_speech_patches_by_clip() -> None:
     result = _run_combiner(computation, elements, 3)
 
     # Clip a: mean of speech patches is Irish (right). Clip b: sum [1.2, 0.8] -> Irish (wrong).
-    assert result == {evaluation_metrics.CLIP_ACCURACY_NAME: 0.5, evaluation_metrics.CLIP_COUNT_NAME: 2}
+    assert result[evaluation_metrics.CLIP_ACCURACY_NAME] == 0.5
+    assert result[evaluation_metrics.CLIP_COUNT_NAME] == 2
+    np.testing.assert_array_equal(
+        result[evaluation_metrics.CLIP_CONFUSION_MATRIX_NAME], [[1, 0, 0], [1, 0, 0], [0, 0, 0]]
+    )
+    # Clip a scores Irish 0.7 (mean of 0.6 and 0.8), clip b 0.6: the Irish clip ranks first.
+    assert result[evaluation_metrics.CLIP_MACRO_AUC_NAME] == pytest.approx(1.0)
+    assert result[evaluation_metrics.CLIP_PRESENT_CLASS_COUNT_NAME] == 2
 
 
 def test_clip_accuracy_combiner_and_the_trainer_share_one_rule() -> None:
@@ -232,7 +239,7 @@ def test_clip_accuracy_combiner_and_the_trainer_share_one_rule() -> None:
     accents = [class_names[int(clip_id[4:]) % 3] for clip_id in clip_ids]
     labels = [3 if rng.random() < 0.3 else class_names.index(accent) for accent in accents]
     probabilities = rng.dirichlet(np.ones(4), size=60)
-    (computation,) = evaluation_metrics.ClipAccuracy(class_names=class_names).computations()
+    (computation,) = evaluation_metrics.ClipLevelMetrics(class_names=class_names).computations()
 
     result = _run_combiner(
         computation,
@@ -243,15 +250,18 @@ def test_clip_accuracy_combiner_and_the_trainer_share_one_rule() -> None:
         25,
     )
 
-    expected = clip_accuracy.clip_accuracy(probabilities, np.array(labels), clip_ids, accents, class_names)
-    assert result == {
-        evaluation_metrics.CLIP_ACCURACY_NAME: pytest.approx(expected.accuracy),
-        evaluation_metrics.CLIP_COUNT_NAME: expected.num_clips,
-    }
+    expected = clip_metrics.clip_metrics(probabilities, np.array(labels), clip_ids, accents, class_names)
+    assert result[evaluation_metrics.CLIP_ACCURACY_NAME] == pytest.approx(expected.accuracy)
+    assert result[evaluation_metrics.CLIP_COUNT_NAME] == expected.num_clips
+    assert result[evaluation_metrics.CLIP_MACRO_AUC_NAME] == pytest.approx(expected.macro_auc)
+    np.testing.assert_allclose(result[evaluation_metrics.CLIP_CLASS_AUCS_NAME], expected.class_aucs)
+    np.testing.assert_array_equal(
+        result[evaluation_metrics.CLIP_CONFUSION_MATRIX_NAME], np.array(expected.confusion_matrix)
+    )
 
 
 def test_clip_accuracy_uses_a_feature_preprocessor() -> None:
-    (computation,) = evaluation_metrics.ClipAccuracy().computations()
+    (computation,) = evaluation_metrics.ClipLevelMetrics().computations()
 
     (preprocessor,) = computation.preprocessors
     assert set(preprocessor.include_filter[tfma.constants.FEATURES_KEY]) == {
@@ -343,9 +353,11 @@ def test_tfma_blesses_against_a_baseline_and_reports_per_class_metrics(
         per_class_auc = metrics[()][f"classId:{class_id}"][evaluation.PER_CLASS_AUC_METRIC_NAME]
         assert 0.0 <= per_class_auc <= 1.0
     # The two independent clip-level implementations agree: TFMA's metric and run_fn's clip_metrics.json.
-    clip_metrics = json.loads((trained_run.model_run_dir / model.CLIP_METRICS_FILENAME).read_text())
-    assert overall[evaluation.CLIP_ACCURACY_METRIC_NAME] == pytest.approx(clip_metrics["clip_accuracy"])
-    assert overall[evaluation_metrics.CLIP_COUNT_NAME] == clip_metrics["num_clips"]
+    trainer_clip_metrics = json.loads((trained_run.model_run_dir / model.CLIP_METRICS_FILENAME).read_text())
+    assert overall[evaluation.CLIP_ACCURACY_METRIC_NAME] == pytest.approx(
+        trainer_clip_metrics["clip_accuracy"]
+    )
+    assert overall[evaluation_metrics.CLIP_COUNT_NAME] == trainer_clip_metrics["num_clips"]
     for accent in trainer_testing.PRESENT_ACCENTS:
         accent_slice = metrics[(("accent", accent),)][""]
         assert accent_slice[evaluation_metrics.PRESENT_CLASS_COUNT_NAME] == 2

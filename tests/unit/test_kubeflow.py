@@ -20,10 +20,15 @@ from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2
 
 import schemas
+from components import artifacts
 from pipeline import cli, configs, kubeflow_runner
-from pipeline.pipeline import COMPONENT_IDS
+from pipeline.pipeline import COMPONENT_IDS as EVERY_COMPONENT_ID
+from pipeline.pipeline import OPTIONAL_COMPONENT_IDS
 from tests import loopback_http
 from tests.kubeflow_commands import IMAGE, MOUNT_FLAGS, PVC_MOUNTS, STEP_PATH_FLAGS, compile_command
+
+# The steps of a pipeline compiled without optional steps (no --tune).
+COMPONENT_IDS = tuple(step for step in EVERY_COMPONENT_ID if step not in OPTIONAL_COMPONENT_IDS)
 
 RUN_ID = "run-7f3c2a"
 # The folder of this checkout (or of the installed package): no compiled spec may name it.
@@ -89,13 +94,14 @@ def structural_problems(spec: dict[str, Any], text: str) -> list[str]:
         for key in re.findall(r"inputs\.artifacts\['([^']+)'\]", condition):
             if key not in task.get("inputs", {}).get("artifacts", {}):
                 problems.append(f"{task_name}: the condition reads {key!r}, no input of the task")
+    known_titles = {**compiler_utils.TITLE_TO_CLASS_PATH, **artifacts.KFP_SYSTEM_TITLE_CLASS_PATHS}
     for title in _artifact_titles(spec):
-        class_path = compiler_utils.TITLE_TO_CLASS_PATH.get(title, title)
+        class_path = known_titles.get(title, title)
         try:
             import_utils.import_class_by_path(class_path)
         except ImportError:
             problems.append(f"artifact title {title!r} does not import")
-        if title not in compiler_utils.TITLE_TO_CLASS_PATH and not re.fullmatch(
+        if title not in known_titles and not re.fullmatch(
             r"[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}", title
         ):
             problems.append(f"artifact title {title!r} is not of KFP's <namespace>.<Title> form")
@@ -605,3 +611,32 @@ def test_a_missing_package_is_a_clear_error(tmp_path: Path, capsys: pytest.Captu
     exit_code = cli.main(["submit-kubeflow", str(tmp_path / "absent.yaml"), "--host", "http://127.0.0.1:9"])
     assert exit_code == 1
     assert "No compiled pipeline at" in capsys.readouterr().err
+
+
+def test_tune_compiles_the_tuner_as_one_more_container_step_with_its_own_resources(tmp_path: Path) -> None:
+    output = tmp_path / "pipeline.yaml"
+    flags = ["--tune", "--tuner-trials", "5", "--tuner-epochs", "3"]
+    exit_code = cli.main(
+        compile_command(output, "minio://mlpipeline/accent", *STEP_PATH_FLAGS, *MOUNT_FLAGS, *flags)
+    )
+    assert exit_code == 0
+    spec = _load_documents(output)[0]
+    assert set(EVERY_COMPONENT_ID) == set(spec["components"]) == set(spec["root"]["dag"]["tasks"])
+    assert structural_problems(spec, output.read_text()) == []
+    expected = configs.KUBEFLOW_STEP_RESOURCES["Tuner"]
+    assert expected != configs.KUBEFLOW_DEFAULT_RESOURCES
+    assert _container(spec, "Tuner")["resources"] == {
+        "cpuLimit": expected.cpu_limit,
+        "memoryLimit": expected.memory_limit_gb,
+        "cpuRequest": expected.cpu_request,
+        "memoryRequest": expected.memory_request_gb,
+    }
+    assert spec["components"]["Tuner"]["executorLabel"] in _container_labels(spec)
+    trainer_inputs = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["artifacts"]
+    assert trainer_inputs["hyperparameters"]["taskOutputArtifact"] == {
+        "producerTask": "Tuner",
+        "outputArtifactKey": "best_hyperparameters",
+    }
+    custom_config = _constant(spec, "Tuner", "custom_config")
+    custom_config = json.loads(custom_config) if isinstance(custom_config, str) else custom_config
+    assert (custom_config["max_trials"], custom_config["epochs_per_trial"]) == (5, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import pathlib
@@ -14,8 +15,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from components import evaluation, features
+import schemas
+from components import evaluation, evaluation_metrics, features
 from components.model_card import generate, history, inputs
+from components.trainer import model as trainer_model
 from tests.unit import test_evaluation, trainer_testing
 
 CLASS_NAMES = features.DEFAULT_CLASS_NAMES
@@ -45,7 +48,7 @@ def _data_summary() -> inputs.DataSummary:
             for accent in trainer_testing.PRESENT_ACCENTS
         },
         by_split_gender={
-            (split, gender): inputs.GroupCounts(clips=6, speakers=2)
+            (split, gender): inputs.GroupCounts(clips=6, speakers=2, patches=17)
             for split in (features.TRAIN_SPLIT, features.EVAL_SPLIT)
             for gender in ("female", "male")
         },
@@ -83,6 +86,8 @@ def card(
         blessed=inputs.read_blessing(str(output_path)),
         data=_data_summary(),
         example_clips=(_clip(),),
+        layers=inputs.read_classifier_layers(str(trained_run.model_run_dir)),
+        schema_features=inputs.read_schema_features(str(schemas.SCHEMA_PATH.parent)),
     )
     return card_inputs, generate.write_model_card(card_inputs, tmp_path_factory.mktemp("card"))
 
@@ -122,6 +127,21 @@ def test_card_metrics_equal_tfma_metrics(
             assert class_id in {CLASS_NAMES.index(name) for name in overall.roc_curves}
         else:
             assert math.isnan(class_metrics.auc)
+    # Clip level: TFMA's array-valued metrics, read back unchanged.
+    assert overall.clip_macro_auc == tfma_overall[evaluation_metrics.CLIP_MACRO_AUC_NAME]
+    assert 0.0 <= overall.clip_macro_auc <= 1.0
+    assert overall.clip_macro_d_prime == pytest.approx(inputs.d_prime(overall.clip_macro_auc))
+    clip_matrix = inputs.metric_array(tfma_overall[evaluation_metrics.CLIP_CONFUSION_MATRIX_NAME])
+    np.testing.assert_array_equal(overall.clip_confusion_matrix, clip_matrix)
+    assert overall.clip_confusion_matrix.sum() == overall.clip_count > 0
+    assert np.trace(overall.clip_confusion_matrix) / overall.clip_count == pytest.approx(
+        overall.clip_accuracy
+    )
+    clip_aucs = inputs.metric_array(tfma_overall[evaluation_metrics.CLIP_CLASS_AUCS_NAME])
+    present_clip_classes = overall.present_clip_classes()
+    assert {metrics.class_name for metrics in present_clip_classes} == set(trainer_testing.PRESENT_ACCENTS)
+    for class_metrics in present_clip_classes:
+        assert class_metrics.auc == clip_aucs[CLASS_NAMES.index(class_metrics.class_name)]
     assert {"gender=female", "gender=male"} <= set(card_inputs.evaluation.slices)
     assert card_inputs.evaluation.validation_ok
     (threshold,) = card_inputs.evaluation.thresholds
@@ -135,6 +155,7 @@ def test_card_metrics_equal_tfma_metrics(
     }
     assert overall_json["accuracy"] == overall.accuracy
     assert overall_json["present_class_macro_auc"] == overall.macro_auc
+    assert overall_json["clip_macro_auc"] == overall.clip_macro_auc
 
 
 @pytest.mark.slow
@@ -154,14 +175,64 @@ def test_every_image_is_a_png_of_sensible_size(
 @pytest.mark.slow
 def test_html_is_self_contained(card: tuple[inputs.ModelCardInputs, generate.ModelCardPaths]) -> None:
     _, paths = card
-    html = paths.html.read_text()
-    assert not re.search(r"https?://", html)
-    sources = re.findall(r'<img src="([^"]+)"', html)
+    page = paths.html.read_text()
+    assert not re.search(r"https?://", page)
+    sources = re.findall(r'<img src="([^"]+)"', page)
     assert len(sources) == len(paths.images)
     assert all(source.startswith("data:image/png;base64,") for source in sources)
     for section in ("Model details", "Training", "Data", "Evaluation", "Blessing", "Limitations"):
-        assert section in html
-    assert 'id="offline-warning"' in html
+        assert section in page
+    assert 'id="offline-warning"' in page
+    assert "Per class (overall, clips)" in page
+    assert 'id="schema-features"' in page and "<td>embedding</td><td>FLOAT</td><td>1024</td>" in page
+    assert "<td>eval</td><td>female</td><td>6</td><td>2</td><td>17</td>" in page
+
+
+@pytest.mark.slow
+def test_the_card_shows_the_trained_classifiers_layers(
+    card: tuple[inputs.ModelCardInputs, generate.ModelCardPaths],
+) -> None:
+    card_inputs, paths = card
+    names = [layer.name for layer in card_inputs.layers]
+    assert names[0] == features.EMBEDDING_KEY and names[-1] == trainer_model.OUTPUT_LAYER_NAME
+    dense_units = [layer.output_shape for layer in card_inputs.layers if layer.name.startswith("dense_")]
+    assert dense_units == ["(None, 256)", "(None, 384)", "(None, 192)", "(None, 384)"]
+    assert "Dense 256/384/192/384 ReLU with dropout -> softmax (7)" in html.unescape(paths.html.read_text())
+    content = json.loads(paths.json.read_text())
+    assert "Dense 256/384/192/384" in content["model_parameters"]["model_architecture"]
+
+
+def test_schema_features_are_read_from_the_curated_schema() -> None:
+    by_name = {
+        feature.name: feature for feature in inputs.read_schema_features(str(schemas.SCHEMA_PATH.parent))
+    }
+
+    assert by_name["embedding"] == inputs.SchemaFeature("embedding", "FLOAT", "1024", "1", ">= 0")
+    assert by_name["label"].type == "INT"
+    assert by_name["label"].domain == f"0 to {len(features.DEFAULT_CLASS_NAMES) - 1}, categorical"
+    assert {features.GENDER_KEY, features.ACCENT_KEY, features.SPEAKER_ID_KEY} <= set(by_name)
+
+
+def test_patches_per_gender_come_from_tfdv_statistics(tmp_path: pathlib.Path) -> None:
+    import pandas as pd
+    import tensorflow_data_validation as tfdv
+
+    genders = {features.TRAIN_SPLIT: ["female"] * 5 + ["male"] * 3, features.EVAL_SPLIT: ["male"] * 4}
+    for split, values in genders.items():
+        statistics = tfdv.generate_statistics_from_dataframe(
+            pd.DataFrame({features.GENDER_KEY: values, "label": list(range(len(values)))})
+        )
+        split_dir = tmp_path / f"Split-{split}"
+        split_dir.mkdir()
+        (split_dir / "FeatureStats.pb").write_bytes(statistics.SerializeToString())
+
+    counts = inputs.read_patches_by_split_gender(str(tmp_path))
+
+    assert counts == {
+        (features.EVAL_SPLIT, "male"): 4,
+        (features.TRAIN_SPLIT, "female"): 5,
+        (features.TRAIN_SPLIT, "male"): 3,
+    }
 
 
 @pytest.mark.slow

@@ -8,12 +8,14 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
 
 from components import audio, features
-from components.serving import client, server
+from components.serving import batch_signature, client, rpc, server
 from tests import serving_models
 
 MODEL_NAME = "accent"
@@ -222,4 +224,93 @@ def test_predict_files_reports_every_decode_failure_and_scores_the_files_after_i
         f"error: cannot decode {zero_rate_flac}: unsupported sample rate: 0 Hz (supported: 8000 to 96000 Hz)",
         f"error: cannot decode {exhausting}: out of memory",
     ]
+    assert printed.startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")
+
+
+@pytest.fixture
+def metadata_calls(running_server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the model name of each GetModelMetadata the server answers."""
+    servicer = running_server.prediction_servicer
+    calls: list[str] = []
+    real_get_model_metadata = servicer._get_model_metadata
+
+    def get_model_metadata(request: get_model_metadata_pb2.GetModelMetadataRequest, *args: object):
+        calls.append(request.model_spec.name)
+        return real_get_model_metadata(request, *args)
+
+    monkeypatch.setattr(servicer, "_get_model_metadata", get_model_metadata)
+    return calls
+
+
+def test_choose_signature_is_serving_default_for_a_model_without_serving_batch(running_server) -> None:
+    with grpc.insecure_channel(running_server.address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        assert client.choose_signature(stub, MODEL_NAME) == features.SERVING_SIGNATURE
+
+
+def test_choose_signature_falls_back_to_serving_default_without_get_model_metadata(
+    running_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unimplemented(*args: object) -> None:
+        raise rpc.ServingError(grpc.StatusCode.UNIMPLEMENTED, "no metadata here")
+
+    monkeypatch.setattr(running_server.prediction_servicer, "_get_model_metadata", unimplemented)
+    with grpc.insecure_channel(running_server.address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        assert client.choose_signature(stub, MODEL_NAME) == features.SERVING_SIGNATURE
+
+
+def test_choose_signature_raises_when_the_model_is_not_served(running_server) -> None:
+    with grpc.insecure_channel(running_server.address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            client.choose_signature(stub, "dialect")
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("signature_names", "expected"),
+    [
+        ([features.SERVING_SIGNATURE, features.EXAMPLES_SIGNATURE], features.SERVING_SIGNATURE),
+        ([features.SERVING_SIGNATURE, batch_signature.BATCH_SIGNATURE], batch_signature.BATCH_SIGNATURE),
+        ([], features.SERVING_SIGNATURE),
+    ],
+)
+def test_signature_for_prefers_the_batched_signature(signature_names: list[str], expected: str) -> None:
+    assert client.signature_for(signature_names) == expected
+
+
+def test_predict_files_asks_for_the_signatures_once_per_call(
+    running_server, metadata_calls: list[str], good_wav: Path, tmp_path: Path
+) -> None:
+    second_wav = serving_models.write_wav(tmp_path / "second.wav", serving_models.make_waveform(1.0, seed=2))
+
+    num_failed, printed = _predict_files([good_wav, second_wav, good_wav], running_server.address)
+
+    assert num_failed == 0
+    assert printed.count(f": {serving_models.expected_accent(SERVED_VERSION)} ") == 3
+    assert metadata_calls == [MODEL_NAME]
+
+
+def test_predict_files_asks_again_after_a_failed_metadata_call(
+    running_server, good_wav: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    servicer = running_server.prediction_servicer
+    real_get_model_metadata = servicer._get_model_metadata
+    outcomes = iter([rpc.ServingError(grpc.StatusCode.UNAVAILABLE, "restarting"), None])
+
+    def flaky_get_model_metadata(*args: object):
+        failure = next(outcomes)
+        if failure is not None:
+            raise failure
+        return real_get_model_metadata(*args)
+
+    monkeypatch.setattr(servicer, "_get_model_metadata", flaky_get_model_metadata)
+
+    num_failed, printed = _predict_files([good_wav, good_wav], running_server.address)
+
+    assert num_failed == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: cannot reach TF Serving at {running_server.address}: restarting"
+    )
     assert printed.startswith(f"{good_wav}: {serving_models.expected_accent(SERVED_VERSION)} ")

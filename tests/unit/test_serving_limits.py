@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -31,6 +32,9 @@ MAX_IN_FLIGHT = 2
 RPC_TIMEOUT_SECONDS = 60.0
 # Longest wait for an outcome that should come at once; a bound on a hang, not a speed target.
 OUTCOME_TIMEOUT_SECONDS = 60.0
+# Longest wait for admitted requests to reach the model, and how often to look; a bound, not a target.
+MODEL_CALLS_TIMEOUT_SECONDS = 30.0
+MODEL_CALLS_POLL_SECONDS = 0.02
 # How long a client tries to connect to an address that should not answer.
 CONNECT_TIMEOUT_SECONDS = 3.0
 
@@ -99,6 +103,20 @@ def _wait_until_done(outcomes: list[futures.Future], count: int) -> None:
             return
 
 
+def _wait_for_blocking_model_calls(running: server.RunningServer, count: int) -> int:
+    """Polls the blocking model's call count until it reaches ``count`` or MODEL_CALLS_TIMEOUT_SECONDS pass.
+
+    Returns:
+        The last count seen.
+    """
+    deadline = time.monotonic() + MODEL_CALLS_TIMEOUT_SECONDS
+    calls = serving_models.blocking_model_calls(running)
+    while calls < count and time.monotonic() < deadline:
+        time.sleep(MODEL_CALLS_POLL_SECONDS)
+        calls = serving_models.blocking_model_calls(running)
+    return calls
+
+
 def test_requests_beyond_the_in_flight_cap_are_refused_at_once(blocking_server: server.RunningServer) -> None:
     with futures.ThreadPoolExecutor(max_workers=NUM_CLIENTS) as pool:
         outcomes = [pool.submit(_predict_code, blocking_server.address) for _ in range(NUM_CLIENTS)]
@@ -108,7 +126,8 @@ def test_requests_beyond_the_in_flight_cap_are_refused_at_once(blocking_server: 
             refused = [outcome.result() for outcome in outcomes if outcome.done()]
             assert len(refused) == NUM_CLIENTS - MAX_IN_FLIGHT
             assert set(refused) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
-            assert serving_models.blocking_model_calls(blocking_server) == MAX_IN_FLIGHT
+            # The admitted requests hold their slots at once but reach the model a little later.
+            assert _wait_for_blocking_model_calls(blocking_server, MAX_IN_FLIGHT) == MAX_IN_FLIGHT
             assert blocking_server.in_flight_model_calls() == MAX_IN_FLIGHT
             # Cheap RPCs are still answered while the model calls wait.
             with grpc.insecure_channel(blocking_server.address) as channel:

@@ -13,9 +13,10 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components import clip_accuracy, features
+from components import clip_metrics, features
+from components.errors import InvalidArgumentError
 from components.trainer import data, export, model
-from components.trainer.config import TrainerConfig
+from components.trainer.config import REFERENCE_HIDDEN_BLOCKS, ClassifierArchitecture, TrainerConfig
 from components.yamnet import params
 from tests import example_builders
 from tests.unit import trainer_testing
@@ -216,7 +217,7 @@ def test_clip_accuracy_averages_speech_patches_per_clip() -> None:
     clip_ids = [b"a", b"a", b"a", b"a", b"b", b"c", b"d"]
     accents = [b"Irish"] * 4 + [b"Welsh"] * 3
 
-    result = clip_accuracy.clip_accuracy(patch_probabilities, labels, clip_ids, accents, class_names)
+    result = clip_metrics.clip_metrics(patch_probabilities, labels, clip_ids, accents, class_names)
 
     assert result.to_json_dict() == {
         "clip_accuracy": pytest.approx(2 / 3),
@@ -430,6 +431,76 @@ def test_served_export_accepts_a_dict_form_yamnet(
     assert outputs[features.ACCENT_OUTPUT_KEY].numpy() == expected[features.ACCENT_OUTPUT_KEY].numpy()
 
 
+class HubLikeYamnet(tf.Module):
+    """YAMNet with only the TF Hub contract, ``__call__(waveform) -> (scores, embeddings, log_mel)``."""
+
+    def __init__(self, yamnet: tf.Module) -> None:
+        super().__init__()
+        self.yamnet = yamnet
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def __call__(self, waveform: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        return self.yamnet(waveform)
+
+
+def _call_only_yamnet_dir(
+    yamnet_form: str, tmp_path: pytest.TempPathFactory, tmp_path_factory: pytest.TempPathFactory
+):
+    offline_dir = trainer_testing.yamnet_testing.offline_export_dir(tmp_path_factory)
+    if yamnet_form == "dict_form":
+        return trainer_testing.yamnet_testing.write_dict_form_yamnet(offline_dir, tmp_path / "dict_form")
+    hub_like_dir = tmp_path / "hub_like"
+    tf.saved_model.save(HubLikeYamnet(tf.saved_model.load(str(offline_dir))), str(hub_like_dir))
+    return hub_like_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("yamnet_form", ["hub_like", "dict_form"])
+def test_serving_batch_is_exported_for_a_yamnet_without_embed_patches(
+    untrained_export: tuple[tf.Module, keras.Model],
+    yamnet_form: str,
+    tmp_path: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    _, classifier = untrained_export
+    yamnet_dir = _call_only_yamnet_dir(yamnet_form, tmp_path, tmp_path_factory)
+    assert not hasattr(tf.saved_model.load(str(yamnet_dir)), "embed_patches")
+    output_dir = export.export_serving_model(classifier, yamnet_dir, CLASS_NAMES, tmp_path / "served")
+    served = tf.saved_model.load(output_dir)
+    speech = trainer_testing.yamnet_testing.speech_like_clips()[0]
+    # Shorter than one patch (15,600 samples), one patch and a bit, and several patches.
+    clips = [speech[:9000], speech[:15601], speech[:32000]]
+    waveforms = np.full((len(clips), 40000), 0.5, dtype=np.float32)
+    for row, clip in enumerate(clips):
+        waveforms[row, : clip.size] = clip
+    lengths = np.array([clip.size for clip in clips], dtype=np.int32)
+
+    batched = served.signatures[export.BATCH_SIGNATURE](
+        waveforms=tf.constant(waveforms), num_samples=tf.constant(lengths)
+    )
+
+    num_patches = batched[export.NUM_PATCHES_OUTPUT_KEY].numpy()
+    assert num_patches.tolist() == [params.num_patches(int(length)) for length in lengths]
+    patch_probabilities = batched[features.PATCH_PROBABILITIES_OUTPUT_KEY].numpy()
+    assert patch_probabilities.shape == (len(clips), max(num_patches), len(CLASS_NAMES))
+    for row, clip in enumerate(clips):
+        expected = served.signatures[features.SERVING_SIGNATURE](waveform=tf.constant(clip))
+        assert (
+            batched[features.ACCENT_OUTPUT_KEY].numpy()[row] == expected[features.ACCENT_OUTPUT_KEY].numpy()
+        )
+        np.testing.assert_allclose(
+            batched[features.CLASS_PROBABILITIES_OUTPUT_KEY].numpy()[row],
+            expected[features.CLASS_PROBABILITIES_OUTPUT_KEY].numpy(),
+            atol=1e-5,
+        )
+        np.testing.assert_allclose(
+            patch_probabilities[row, : num_patches[row]],
+            expected[features.PATCH_PROBABILITIES_OUTPUT_KEY].numpy(),
+            atol=1e-5,
+        )
+        assert not patch_probabilities[row, num_patches[row] :].any()
+
+
 def test_export_rejects_class_names_that_do_not_match(tmp_path: pytest.TempPathFactory) -> None:
     with pytest.raises(ValueError, match="3 class names"):
         export.export_serving_model(
@@ -521,11 +592,11 @@ def test_run_fn_learns_the_eval_split(
 def test_run_fn_writes_class_names_logs_and_clip_metrics(trained_run: trainer_testing.TrainedRun) -> None:
     assert export.read_served_class_names(trained_run.serving_model_dir) == list(CLASS_NAMES)
     assert list(trained_run.model_run_dir.rglob("events.out.tfevents.*"))
-    clip_metrics = json.loads((trained_run.model_run_dir / model.CLIP_METRICS_FILENAME).read_text())
+    trainer_clip_metrics = json.loads((trained_run.model_run_dir / model.CLIP_METRICS_FILENAME).read_text())
     eval_clips = {patch.clip_id for patch in trained_run.patches[features.EVAL_SPLIT]}
-    assert clip_metrics["num_clips"] == len(eval_clips)
-    assert clip_metrics["num_skipped_clips"] == 0
-    assert 0.0 <= clip_metrics["clip_accuracy"] <= 1.0
+    assert trainer_clip_metrics["num_clips"] == len(eval_clips)
+    assert trainer_clip_metrics["num_skipped_clips"] == 0
+    assert 0.0 <= trainer_clip_metrics["clip_accuracy"] <= 1.0
 
 
 def test_run_fn_requires_the_yamnet_base_model(tmp_path: pytest.TempPathFactory) -> None:
@@ -539,3 +610,98 @@ def test_run_fn_requires_the_yamnet_base_model(tmp_path: pytest.TempPathFactory)
     )
     with pytest.raises(ValueError, match="base_model"):
         model.run_fn(fn_args)
+
+
+# The Tuner's best hyperparameters (issue #14)
+
+TUNED_VALUES = {
+    "num_hidden_layers": 3,
+    "units_1": 128,
+    "dropout_1": 0.0,
+    "units_2": 512,
+    "dropout_2": 0.45,
+    "units_3": 160,
+    "dropout_3": 0.30000000000000004,
+    # KerasTuner may keep the values of deeper, inactive layers: they must not count.
+    "units_4": 224,
+    "dropout_4": 0.1,
+    "learning_rate": 3.1e-4,
+}
+TUNED_BLOCKS = ((128, 0.0), (512, 0.45), (160, 0.30000000000000004))
+
+
+def _dense_and_dropout(classifier: keras.Model) -> list[tuple[int, float]]:
+    units = [layer.units for layer in classifier.layers if layer.name.startswith("dense_")]
+    rates = [layer.rate for layer in classifier.layers if layer.name.startswith("dropout_")]
+    return list(zip(units, rates, strict=True))
+
+
+def test_build_model_takes_hidden_blocks() -> None:
+    classifier = model.build_model(7, 3.1e-4, TUNED_BLOCKS)
+
+    assert _dense_and_dropout(classifier) == list(TUNED_BLOCKS)
+    assert classifier.layers[-1].name == model.OUTPUT_LAYER_NAME
+    assert float(classifier.optimizer.learning_rate) == pytest.approx(3.1e-4)
+
+
+@pytest.mark.parametrize("hidden_blocks", [(), ((0, 0.1),), ((128, 1.0),), ((128, -0.1),)])
+def test_build_model_rejects_bad_hidden_blocks(hidden_blocks: tuple) -> None:
+    with pytest.raises(ValueError):
+        model.build_model(7, 1e-3, hidden_blocks)
+
+
+@pytest.mark.parametrize("hyperparameters", [None, {}])
+def test_without_the_tuner_the_trainer_builds_the_reference(hyperparameters: dict | None) -> None:
+    config = TrainerConfig(learning_rate=2e-4)
+    architecture = model.classifier_architecture(hyperparameters, config)
+
+    assert architecture == ClassifierArchitecture(REFERENCE_HIDDEN_BLOCKS, 2e-4)
+    assert architecture.units == (256, 384, 192, 384)
+    assert architecture.dropout_rates == (0.15, 0.2, 0.25, 0.2)
+
+
+def test_the_tuners_best_hyperparameters_choose_the_architecture() -> None:
+    config = TrainerConfig(learning_rate=2e-4)
+    for hyperparameters in ({"space": [], "values": TUNED_VALUES}, TUNED_VALUES):
+        architecture = model.classifier_architecture(hyperparameters, config)
+        assert architecture.hidden_blocks == TUNED_BLOCKS
+        assert architecture.learning_rate == 3.1e-4
+    assert ClassifierArchitecture.from_hyperparameter_values(
+        ClassifierArchitecture(TUNED_BLOCKS, 3.1e-4).to_hyperparameter_values()
+    ) == ClassifierArchitecture(TUNED_BLOCKS, 3.1e-4)
+
+
+@pytest.mark.parametrize("missing", ["num_hidden_layers", "learning_rate", "units_3", "dropout_2"])
+def test_incomplete_hyperparameters_are_a_clear_error(missing: str) -> None:
+    values = {name: value for name, value in TUNED_VALUES.items() if name != missing}
+    with pytest.raises(InvalidArgumentError, match=missing):
+        model.classifier_architecture({"values": values}, TrainerConfig())
+
+
+@pytest.mark.slow
+def test_run_fn_saves_the_reference_classifier_without_the_tuner(
+    trained_run: trainer_testing.TrainedRun,
+) -> None:
+    classifier = keras.models.load_model(trained_run.model_run_dir / model.CLASSIFIER_FILENAME)
+    assert _dense_and_dropout(classifier) == list(REFERENCE_HIDDEN_BLOCKS)
+
+
+@pytest.mark.slow
+def test_run_fn_trains_the_tuners_best_model(
+    trained_run: trainer_testing.TrainedRun, tmp_path: pytest.TempPathFactory
+) -> None:
+    fn_args = tfx.components.FnArgs(
+        train_files=[example_builders.split_pattern(trained_run.examples_uri, features.TRAIN_SPLIT)],
+        eval_files=[example_builders.split_pattern(trained_run.examples_uri, features.EVAL_SPLIT)],
+        serving_model_dir=str(tmp_path / "serving"),
+        model_run_dir=str(tmp_path / "model_run"),
+        base_model=str(trained_run.yamnet_dir),
+        custom_config={**trainer_testing.TRAINING_CONFIG, "epochs": 1},
+        hyperparameters={"space": [], "values": TUNED_VALUES},
+    )
+    model.run_fn(fn_args)
+
+    classifier = keras.models.load_model(tmp_path / "model_run" / model.CLASSIFIER_FILENAME)
+    assert _dense_and_dropout(classifier) == list(TUNED_BLOCKS)
+    assert float(classifier.optimizer.learning_rate) == pytest.approx(3.1e-4)
+    assert (tmp_path / "serving" / "saved_model.pb").is_file()
