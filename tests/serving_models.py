@@ -27,6 +27,7 @@ import uuid
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -321,3 +322,31 @@ def loopback_server(model_base_path: Path, model_name: str, version: int) -> Ite
         yield running
     finally:
         running.stop(grace_seconds=1.0)
+
+
+def record_rpcs(running: server.RunningServer, monkeypatch: Any) -> dict[str, list[str]]:
+    """Records what ``running`` answers: each Predict's signature and each GetModelMetadata's model.
+
+    Args:
+        running: The server.
+        monkeypatch: pytest's ``monkeypatch``, which restores the servicer afterwards.
+
+    Returns:
+        ``{"predict_signatures": [...], "metadata_models": [...]}``, filled as requests arrive.
+    """
+    servicer = running.prediction_servicer
+    recorded: dict[str, list[str]] = {"predict_signatures": [], "metadata_models": []}
+    real_predict = servicer._predict
+    real_get_model_metadata = servicer._get_model_metadata
+
+    def predict(request: Any, *args: object) -> Any:
+        recorded["predict_signatures"].append(request.model_spec.signature_name)
+        return real_predict(request, *args)
+
+    def get_model_metadata(request: Any, *args: object) -> Any:
+        recorded["metadata_models"].append(request.model_spec.name)
+        return real_get_model_metadata(request, *args)
+
+    monkeypatch.setattr(servicer, "_predict", predict)
+    monkeypatch.setattr(servicer, "_get_model_metadata", get_model_metadata)
+    return recorded

@@ -522,22 +522,7 @@ def test_the_batched_request_carries_one_row_and_its_length() -> None:
 @pytest.fixture
 def recorded_rpcs(batching_server, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Records the signature of each Predict and the model of each GetModelMetadata the server answers."""
-    servicer = batching_server.prediction_servicer
-    recorded: dict[str, list[str]] = {"predict_signatures": [], "metadata_models": []}
-    real_predict = servicer._predict
-    real_get_model_metadata = servicer._get_model_metadata
-
-    def predict(request: predict_pb2.PredictRequest, *args: object) -> predict_pb2.PredictResponse:
-        recorded["predict_signatures"].append(request.model_spec.signature_name)
-        return real_predict(request, *args)
-
-    def get_model_metadata(request, *args: object):
-        recorded["metadata_models"].append(request.model_spec.name)
-        return real_get_model_metadata(request, *args)
-
-    monkeypatch.setattr(servicer, "_predict", predict)
-    monkeypatch.setattr(servicer, "_get_model_metadata", get_model_metadata)
-    return recorded
+    return serving_models.record_rpcs(batching_server, monkeypatch)
 
 
 @pytest.fixture

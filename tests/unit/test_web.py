@@ -286,30 +286,10 @@ def test_the_run_summary_names_the_one_command_that_starts_the_page_after_a_push
     assert run_summary._web_page_lines({}, None) == []
 
 
-def _record_rpcs(running: server.RunningServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
-    """Records the signature of each Predict and each GetModelMetadata call ``running`` answers."""
-    servicer = running.prediction_servicer
-    recorded: dict[str, list] = {"predict_signatures": [], "metadata_calls": []}
-    real_predict = servicer._predict
-    real_get_model_metadata = servicer._get_model_metadata
-
-    def predict(request, *args: object):
-        recorded["predict_signatures"].append(request.model_spec.signature_name)
-        return real_predict(request, *args)
-
-    def get_model_metadata(request, *args: object):
-        recorded["metadata_calls"].append(request.model_spec.name)
-        return real_get_model_metadata(request, *args)
-
-    monkeypatch.setattr(servicer, "_predict", predict)
-    monkeypatch.setattr(servicer, "_get_model_metadata", get_model_metadata)
-    return recorded
-
-
 def test_the_page_calls_serving_default_on_a_model_without_serving_batch(
     accent_page: app.AccentPage, running_server: server.RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorded = _record_rpcs(running_server, monkeypatch)
+    recorded = serving_models.record_rpcs(running_server, monkeypatch)
 
     info = accent_page.connection.model_info()
     first = accent_page.connection.predict(serving_models.make_waveform(1.0, seed=1))
@@ -319,7 +299,7 @@ def test_the_page_calls_serving_default_on_a_model_without_serving_batch(
     assert f"Requests call `{features.SERVING_SIGNATURE}`" in accent_page.model_info_markdown()
     assert recorded["predict_signatures"] == [features.SERVING_SIGNATURE] * 2
     # The two predictions reuse the signatures model_info read.
-    assert recorded["metadata_calls"] == [MODEL_NAME, MODEL_NAME]
+    assert recorded["metadata_models"] == [MODEL_NAME, MODEL_NAME]
     assert first.model_version == second.model_version == SERVED_VERSION
 
 
@@ -329,12 +309,12 @@ def test_the_page_reads_the_signatures_again_when_the_served_version_changes(
     base_path = tmp_path_factory.mktemp("versions") / MODEL_NAME
     serving_models.push_cached_version(model_cache, base_path, 1)
     with serving_models.loopback_server(base_path, MODEL_NAME, 1) as running:
-        recorded = _record_rpcs(running, monkeypatch)
+        recorded = serving_models.record_rpcs(running, monkeypatch)
         connection = web_serving.ServingConnection(running.address, MODEL_NAME, max_message_bytes=64 << 20)
         try:
             waveform = serving_models.make_waveform(1.0, seed=3)
             versions = [connection.predict(waveform).model_version for _ in range(2)]
-            assert recorded["metadata_calls"] == [MODEL_NAME]
+            assert recorded["metadata_models"] == [MODEL_NAME]
             serving_models.push_cached_version(model_cache, base_path, 2)
             assert running.manager.wait_for_version(2, timeout_seconds=30.0) is not None
             versions += [connection.predict(waveform).model_version for _ in range(3)]
@@ -343,7 +323,7 @@ def test_the_page_reads_the_signatures_again_when_the_served_version_changes(
 
     assert versions == [1, 1, 2, 2, 2]
     # Once for version 1, and once more after version 2 answered.
-    assert recorded["metadata_calls"] == [MODEL_NAME, MODEL_NAME]
+    assert recorded["metadata_models"] == [MODEL_NAME, MODEL_NAME]
     assert recorded["predict_signatures"] == [features.SERVING_SIGNATURE] * 5
 
 
@@ -368,7 +348,7 @@ def batched_server(
 def test_the_page_calls_serving_batch_when_the_model_lists_it_and_gets_serving_defaults_answer(
     batched_server: server.RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recorded = _record_rpcs(batched_server, monkeypatch)
+    recorded = serving_models.record_rpcs(batched_server, monkeypatch)
     page = app.AccentPage(app.PageSettings(server=batched_server.address, model_name=MODEL_NAME))
     try:
         answer = page.answer(str(_upload(tmp_path, "speech.wav", seconds=2.0)))
@@ -378,7 +358,7 @@ def test_the_page_calls_serving_batch_when_the_model_lists_it_and_gets_serving_d
 
     assert recorded["predict_signatures"] == [batch_signature.BATCH_SIGNATURE] * 2
     # One metadata call chose the signature; each answer's model line asks once more.
-    assert len(recorded["metadata_calls"]) == 3
+    assert len(recorded["metadata_models"]) == 3
     assert f"Requests call `{batch_signature.BATCH_SIGNATURE}`" in answer.model_info
     waveform = uploads.decode_upload(
         _upload(tmp_path, "reference.wav", seconds=2.0).read_bytes(), "reference.wav", 600.0
