@@ -14,9 +14,8 @@ resident memory of the run's process tree while the component ran (sampled
 every ``SAMPLE_INTERVAL_SECONDS``), with its growth from the smaller corpus to
 the larger. Each component's time is then extrapolated linearly, through the
 two sizes, to OpenSLR-83's 31 hours, and the component that dominates there
-is named. Not part of CI: with the
-default sizes it should run in 6 to 15 minutes on 2 cores (estimated from a
-``--hours 0.25`` run, which took 4 min 20 s).
+is named. Not part of CI: with the default sizes it took 7 min 18 s on 2
+cores (see README, Benchmarks).
 """
 
 from __future__ import annotations

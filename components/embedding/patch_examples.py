@@ -13,6 +13,8 @@ order, which parsers do not depend on.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -74,6 +76,19 @@ def _float_feature(values: np.ndarray) -> bytes:
     return _length_delimited(_FEATURE_FLOAT_LIST_FIELD, _length_delimited(_LIST_VALUE_FIELD, packed))
 
 
+@functools.lru_cache(maxsize=8192)
+def _int64_entry(key: str, value: int) -> bytes:
+    """The map entry of an int64 feature; labels, flags and patch indexes repeat, so it is cached."""
+    return _map_entry(key, _int64_feature(value))
+
+
+@functools.lru_cache(maxsize=16)
+def _float_entry_prefix(key: str, num_bytes: int) -> bytes:
+    """Everything of a packed float feature's map entry before its ``num_bytes`` of floats."""
+    entry = _map_entry(key, _float_feature(np.zeros(num_bytes // 4, dtype="<f4")))
+    return entry[: len(entry) - num_bytes]
+
+
 class PatchExampleEncoder:
     """Serializes the tf.Examples of one clip's patches.
 
@@ -107,11 +122,12 @@ class PatchExampleEncoder:
         embedding = np.asarray(embedding)
         if embedding.ndim != 1:
             raise ValueError(f"embedding must be 1-D, got shape {embedding.shape}")
+        packed = np.ascontiguousarray(embedding, dtype="<f4").tobytes()
         entries = dict(self._clip_entries)
-        entries[features.EMBEDDING_KEY] = _map_entry(features.EMBEDDING_KEY, _float_feature(embedding))
-        entries[features.LABEL_KEY] = _map_entry(features.LABEL_KEY, _int64_feature(label))
-        entries[features.PATCH_INDEX_KEY] = _map_entry(features.PATCH_INDEX_KEY, _int64_feature(patch_index))
-        entries[features.IS_SPEECH_KEY] = _map_entry(features.IS_SPEECH_KEY, _int64_feature(int(is_speech)))
+        entries[features.EMBEDDING_KEY] = _float_entry_prefix(features.EMBEDDING_KEY, len(packed)) + packed
+        entries[features.LABEL_KEY] = _int64_entry(features.LABEL_KEY, int(label))
+        entries[features.PATCH_INDEX_KEY] = _int64_entry(features.PATCH_INDEX_KEY, int(patch_index))
+        entries[features.IS_SPEECH_KEY] = _int64_entry(features.IS_SPEECH_KEY, int(is_speech))
         serialized_features = b"".join(entries[key] for key in sorted(entries))
         return _length_delimited(_EXAMPLE_FEATURES_FIELD, serialized_features)
 

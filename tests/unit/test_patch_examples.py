@@ -61,3 +61,17 @@ def test_tensorflow_parses_a_batch_of_encoded_examples():
 def test_encoder_rejects_a_matrix():
     with pytest.raises(ValueError, match="1-D"):
         patch_examples.PatchExampleEncoder(_record()).encode(0, np.zeros((2, 3)), 0, True)
+
+
+@pytest.mark.parametrize("num_floats", [0, 1, 31, 32, 4096])
+def test_encoder_matches_the_message_for_every_embedding_length(num_floats):
+    # The header before the floats is cached per byte length; 32 floats (128 bytes) is the first
+    # length whose varint takes two bytes.
+    encoder = patch_examples.PatchExampleEncoder(_record())
+    for patch_index in (0, 1):
+        embedding = np.random.default_rng(num_floats + patch_index).normal(size=num_floats).astype(np.float32)
+        serialized = encoder.encode(patch_index, embedding, 6 - patch_index, bool(patch_index))
+        expected = patch_examples.patch_example(
+            _record(), patch_index, embedding, 6 - patch_index, bool(patch_index)
+        )
+        assert tf.train.Example.FromString(serialized) == expected
