@@ -103,7 +103,7 @@ test-fast: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.run_all
 
-# Not in CI: 7 min 18 s on 2 cores with the defaults (README, Benchmarks). BENCH_SCALE_ARGS="--hours 0.1" for a quick check.
+# Not in CI: 7 to 7.5 minutes on 2 cores with the defaults (README, Benchmarks). BENCH_SCALE_ARGS="--hours 0.1" for a quick check.
 BENCH_SCALE_ARGS ?=
 bench-scale: $(INSTALLED)
 	$(BIN)/python -m benchmarks.scale $(BENCH_SCALE_ARGS)

@@ -14,8 +14,8 @@ resident memory of the run's process tree while the component ran (sampled
 every ``SAMPLE_INTERVAL_SECONDS``), with its growth from the smaller corpus to
 the larger. Each component's time is then extrapolated linearly, through the
 two sizes, to OpenSLR-83's 31 hours, and the component that dominates there
-is named. Not part of CI: with the default sizes it took 7 min 18 s on 2
-cores (see README, Benchmarks).
+is named. Not part of CI: with the default sizes it took 7 min 5 s and 7
+min 18 s on 2 cores (see README, Benchmarks).
 """
 
 from __future__ import annotations
