@@ -123,10 +123,10 @@ def decode_audio(encoded: bytes, filename: str, max_seconds: float | None = None
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int = features.SAMPLE_RATE) -> np.ndarray:
     """Resamples a mono waveform; the project's only sample-rate conversion.
 
-    Uses libsoxr (``soxr``, quality ``HQ``: linear phase, a pass band flat to
-    91% of the lower Nyquist frequency and over 100 dB of stop band, so
-    OpenSLR-83's 48 kHz audio keeps what YAMNet's mel bands use, up to
-    7.5 kHz, and nothing above 8 kHz folds back). It works in float32 and
+    Uses libsoxr (``soxr``, quality ``HQ``: linear phase; for 48 -> 16 kHz
+    flat to 7.3 kHz, -0.4 dB at 7.5 kHz, the top of YAMNet's mel bands, and
+    over 130 dB down from 8 kHz, so nothing above the new Nyquist frequency
+    folds back; ``tests/unit/test_audio.py`` checks it). It works in float32 and
     releases the GIL, so the embedding job's threads resample in parallel, and
     it takes about a quarter of the CPU time of ``scipy.signal.resample_poly``
     for 48 -> 16 kHz (see README, Benchmarks). The reference example used

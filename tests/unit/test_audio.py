@@ -235,6 +235,31 @@ def test_resample_removes_frequencies_above_the_new_nyquist():
     assert np.sqrt(np.mean(resampled[500:-500] ** 2)) < 0.01
 
 
+def _level_change_db(frequency: float) -> float:
+    """Level of a 48 kHz tone resampled to 16 kHz, relative to the tone's, away from the edges."""
+    tone = (0.5 * np.sin(2 * np.pi * frequency * np.arange(2 * 48000) / 48000)).astype(np.float32)
+    resampled = audio.resample(tone, 48000, 16000)[2000:-2000].astype(np.float64)
+    rms = np.sqrt(np.mean(resampled**2))
+    return float(20 * np.log10(max(rms, 1e-30) / (0.5 / np.sqrt(2))))
+
+
+@pytest.mark.parametrize(
+    ("frequency", "lowest_db", "highest_db"), [(1000.0, -0.05, 0.05), (7300.0, -0.05, 0.05)]
+)
+def test_resample_keeps_the_pass_band_flat(frequency, lowest_db, highest_db):
+    assert lowest_db <= _level_change_db(frequency) <= highest_db
+
+
+def test_resample_keeps_the_top_mel_band_within_half_a_decibel():
+    # YAMNet's mel bands end at 7.5 kHz.
+    assert -0.5 <= _level_change_db(7500.0) <= 0.05
+
+
+@pytest.mark.parametrize("frequency", [8000.0, 8200.0, 12000.0, 23000.0])
+def test_resample_stop_band_is_over_120_decibels_down(frequency):
+    assert _level_change_db(frequency) < -120.0
+
+
 def test_resample_same_rate_is_a_float32_copy():
     waveform = np.linspace(-1, 1, 10)
 
