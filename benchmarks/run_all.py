@@ -26,8 +26,9 @@ prints. Progress goes to stderr; the tables go to stdout, whose last line is::
 
 (one line, split here for width), with R = ours / reference and F = ours /
 limit (end-to-end throughputs on the 1x corpus, audio seconds per wall
-second); RM and FM the same ratios of the marginal rates; G = ours' joint
-peak RSS at the larger size / at 1x; S = the served patches per second with
+second); RM and FM the same ratios of the marginal rates; G = the median
+over the rounds of ours' joint peak RSS at the larger size / the same at 1x;
+S = the served patches per second with
 8 clients on 5 s clips / the served model's own limit
 (``serving_latency.ServingResult.serving_limit_fraction_8``); T = the
 Trainer's examples per second through its input pipeline / with the examples
@@ -282,13 +283,31 @@ class ScaledRuns:
     The wall time is modelled as ``fixed_seconds + audio_seconds / marginal_rate``
     through the two points.
 
+    Memory is taken from every round, not from the median-wall run: a run's peak RSS moves by
+    hundreds of MB from one run to the next at the same size (native memory: TensorFlow's
+    allocator, the threads' malloc arenas), independently of its wall time.
+
     Attributes:
         small: The median run on the 1x corpus.
         large: The median run on the larger corpus.
+        small_peaks_bytes: The joint peak RSS of every round on the 1x corpus; empty to use ``small``'s.
+        large_peaks_bytes: The same on the larger corpus; empty to use ``large``'s.
     """
 
     small: child.ChildOutcome[embedding_throughput.ThroughputRun]
     large: child.ChildOutcome[embedding_throughput.ThroughputRun]
+    small_peaks_bytes: tuple[int, ...] = ()
+    large_peaks_bytes: tuple[int, ...] = ()
+
+    @property
+    def small_peak_bytes(self) -> float:
+        """The median over the rounds of the joint peak RSS on the 1x corpus."""
+        return statistics.median(self.small_peaks_bytes or (self.small.peak_tree_rss_bytes,))
+
+    @property
+    def large_peak_bytes(self) -> float:
+        """The median over the rounds of the joint peak RSS on the larger corpus."""
+        return statistics.median(self.large_peaks_bytes or (self.large.peak_tree_rss_bytes,))
 
     @property
     def marginal_rate(self) -> float:
@@ -305,13 +324,13 @@ class ScaledRuns:
 
     @property
     def memory_growth(self) -> float:
-        """Joint peak RSS of the step's process tree at the larger size over that at 1x.
+        """Median joint peak RSS of the step's process tree at the larger size over that at 1x.
 
         The joint peak (``ChildOutcome.peak_tree_rss_bytes``: the child's own peak, or the largest
         sampled sum over it and its descendants) is what the machine must hold; the sum of each
         process's own peak would count a short-lived helper process as if it lived throughout.
         """
-        return self.large.peak_tree_rss_bytes / self.small.peak_tree_rss_bytes
+        return self.large_peak_bytes / self.small_peak_bytes
 
 
 def marginal_rate(
@@ -584,7 +603,12 @@ def run(args: argparse.Namespace) -> BenchmarkResults:
         beam_args=beam_args,
         embedding={
             approach: ScaledRuns(
-                small=median_run(runs[(approach, 1)]), large=median_run(runs[(approach, args.scale)])
+                small=median_run(runs[(approach, 1)]),
+                large=median_run(runs[(approach, args.scale)]),
+                small_peaks_bytes=tuple(outcome.peak_tree_rss_bytes for outcome in runs[(approach, 1)]),
+                large_peaks_bytes=tuple(
+                    outcome.peak_tree_rss_bytes for outcome in runs[(approach, args.scale)]
+                ),
             )
             for approach in (
                 embedding_throughput.REFERENCE,
@@ -616,8 +640,8 @@ def marginal_table(results: BenchmarkResults) -> list[str]:
         "marginal audio s / wall s",
         "x reference",
         "of limit",
-        "joint peak MB 1x",
-        f"joint peak MB {results.scale}x",
+        "joint peak MB 1x (median)",
+        f"joint peak MB {results.scale}x (median)",
         "growth",
     ]
     rows = []
@@ -630,8 +654,8 @@ def marginal_table(results: BenchmarkResults) -> list[str]:
                 _format_rate(rate),
                 _format_rate(rate / reference_rate, 2),
                 _format_rate(rate / limit_rate, 2),
-                _megabytes(scaled.small.peak_tree_rss_bytes),
-                _megabytes(scaled.large.peak_tree_rss_bytes),
+                _megabytes(scaled.small_peak_bytes),
+                _megabytes(scaled.large_peak_bytes),
                 f"{scaled.memory_growth:.2f}",
             ]
         )
@@ -718,6 +742,15 @@ def report_lines(results: BenchmarkResults) -> list[str]:
         "",
         f"Fixed cost and marginal rate (the line through the 1x and {scale}x medians):",
         *marginal_table(results),
+        "  joint peak MB per round, 1x | "
+        + f"{scale}x: "
+        + "; ".join(
+            f"{approach} "
+            + " ".join(_megabytes(peak) for peak in scaled.small_peaks_bytes)
+            + " | "
+            + " ".join(_megabytes(peak) for peak in scaled.large_peaks_bytes)
+            for approach, scaled in results.embedding.items()
+        ),
     ]
     if startup is not None:
         lines.append(

@@ -163,6 +163,23 @@ def test_marginal_rate_and_fixed_cost_come_from_the_line_through_both_sizes() ->
     assert scaled.memory_growth == pytest.approx(1.1)
 
 
+def test_memory_growth_is_the_ratio_of_median_peaks_over_the_rounds() -> None:
+    # The median-wall runs' own peaks (1,600 and 1,200) would give 0.75; the rounds' medians give 1.2.
+    scaled = run_all.ScaledRuns(
+        small=_outcome(12.0, audio_seconds=1000.0, peak_rss_bytes=1600),
+        large=_outcome(42.0, audio_seconds=4000.0, peak_rss_bytes=1200),
+        small_peaks_bytes=(1600, 1000, 900),
+        large_peaks_bytes=(1200, 1100, 1500),
+    )
+    assert scaled.small_peak_bytes == 1000
+    assert scaled.large_peak_bytes == 1200
+    assert scaled.memory_growth == pytest.approx(1.2)
+    even = run_all.ScaledRuns(
+        small=scaled.small, large=scaled.large, small_peaks_bytes=(1000, 1200), large_peaks_bytes=(1100, 1300)
+    )
+    assert even.memory_growth == pytest.approx(1200 / 1100)
+
+
 def test_marginal_rate_is_nan_when_noise_hides_the_difference() -> None:
     small, large = _outcome(12.0, audio_seconds=1000.0).value, _outcome(11.0, audio_seconds=4000.0).value
     assert run_all.marginal_rate(small, large) != run_all.marginal_rate(small, large)
